@@ -1,0 +1,5 @@
+"""`python -m segstream`: the command line."""
+
+from segstream.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""Exceptions raised by segstream.
+
+Hierarchy::
+
+    SegstreamError
+    ├── InvalidDefinition        a segment definition broke the rule language (carries problems)
+    ├── InvalidRecord            an input record must go to the dead-letter topic (carries kind)
+    └── ConfigurationError       a setting has an unusable value
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ConfigurationError",
+    "InvalidDefinition",
+    "InvalidRecord",
+    "Problem",
+    "SegstreamError",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a definition: the JSON path of the node and what is wrong."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '(definition)'}: {self.message}"
+
+
+class SegstreamError(Exception):
+    """Root of every error segstream raises on purpose."""
+
+
+class InvalidDefinition(SegstreamError):
+    """A segment definition was rejected; `problems` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class InvalidRecord(SegstreamError):
+    """An input record is invalid; `kind` is one of the dead-letter kinds of SPEC §7."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind
+        self.message = message
+        super().__init__(f"{kind}: {message}")
+
+
+class ConfigurationError(SegstreamError):
+    """A setting has an unusable value."""

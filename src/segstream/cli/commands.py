@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from segstream.cli.generate import generate
 from segstream.cli.rules import explain, validate
 
 ALL: list[click.Command] = []
 ALL.extend([validate, explain])
+ALL.append(generate)

@@ -1,0 +1,11 @@
+"""Realistic, deterministic workloads (profiles, activity, segment definitions) for replay."""
+
+from segstream.generate.workload import (
+    DEFAULT_END,
+    Workload,
+    WorkloadSummary,
+    generate_workload,
+    write_workload,
+)
+
+__all__ = ["DEFAULT_END", "Workload", "WorkloadSummary", "generate_workload", "write_workload"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import click
 
 from segstream.cli.generate import generate
+from segstream.cli.replay import replay
 from segstream.cli.rules import explain, validate
 
 ALL: list[click.Command] = []
 ALL.extend([validate, explain])
+ALL.append(replay)
 ALL.append(generate)

@@ -1,0 +1,382 @@
+"""SegmentEngine: applies input events, timers and segment changes to profile state.
+
+Every method takes the clock `now` from its caller (the event clock in replay, the processing
+clock live) and returns the membership changes it decided, in emission order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from segstream.engine.membership import MembershipChange
+from segstream.engine.registry import AGE_PATH, CompiledSegment, SegmentRegistry
+from segstream.engine.types import DueTimes, ProfileStore
+from segstream.rules.compile import (
+    EvaluationContext,
+    EventLeaf,
+    Leaf,
+    TraitLeaf,
+    next_birthday,
+    trait_terminals,
+)
+from segstream.rules.operators import split_path
+from segstream.schemas.events import InputEvent
+from segstream.state.profile import ProfileState, StoredEvent
+
+__all__ = ["SegmentEngine", "deep_merge"]
+
+CauseOf = Callable[[str], dict[str, str]]
+_EVENT_TIMER = "e"
+_TRAIT_TIMER = "t"
+_SEP = "\x1f"
+
+
+def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge `patch` into a copy of `base` (SPEC §3.1): objects key by key, null deletes."""
+    merged = dict(base)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict):
+            current = merged.get(key)
+            merged[key] = deep_merge(current if isinstance(current, dict) else {}, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _same(old: list[Any], new: list[Any]) -> bool:
+    # `==` says 1 == 1.0 == True; the encoded form tells them apart.
+    return old == new and orjson.dumps(old) == orjson.dumps(new)
+
+
+class SegmentEngine:
+    """The pure segment engine over a profile store and a due-time index."""
+
+    def __init__(self, registry: SegmentRegistry, store: ProfileStore, due: DueTimes) -> None:
+        self.registry = registry
+        self.store = store
+        self.due = due
+        self.retention = registry.retention
+
+    # -- input events ---------------------------------------------------------------------
+    def is_duplicate(self, event: InputEvent) -> bool:
+        """True when the profile already saw this event id (SPEC §3.3): it has no effect."""
+        state = self.store.get(event.profile_id)
+        return state is not None and state.has_seen(event.id)
+
+    def apply(self, event: InputEvent, now: int) -> list[MembershipChange]:
+        """Apply one valid, non-duplicate input event at clock `now`."""
+        pid = event.profile_id
+        state = self.store.get(pid)
+        if state is None:
+            state = ProfileState()
+        if event.type == "profile.deleted":
+            changes = self._delete_profile(pid, state, event.id, now)
+        else:
+            changes = self._update_profile(pid, state, event, now)
+        self._save(pid, state)
+        return changes
+
+    def _update_profile(
+        self, pid: str, state: ProfileState, event: InputEvent, now: int
+    ) -> list[MembershipChange]:
+        # Memberships equal the truth at `now` before the record (timers due by now have
+        # fired), so a segment can change only if one of its leaves changes value: evaluate
+        # the leaves the record can touch before and after it, then only their segments.
+        registry = self.registry
+        retention = self.retention
+        created = not state.exists
+        if event.type == "profile.updated":
+            patch = event.traits or None
+        else:
+            patch = {"device": event.device} if event.device is not None else None
+        leaves: set[Leaf] = set()
+        new_traits: dict[str, Any] | None = None
+        trait_paths: list[tuple[str, ...]] = []
+        if patch:
+            new_traits = deep_merge(state.traits, patch)
+            trait_paths = registry.trait_paths(patch)
+            if "birthdate" in patch and "age" not in patch:
+                trait_paths.extend(registry.trait_paths(["age"]))
+            for parts in trait_paths:
+                before = trait_terminals(state.traits, parts, now)
+                after = trait_terminals(new_traits, parts, now)
+                if not _same(before, after):
+                    leaves |= registry.trait_leaves(parts, before, after)
+        event_leaves: set[Leaf] = set()
+        if event.type != "profile.updated":
+            state.drop_expired(now - retention)
+            if event.at > now - retention:
+                event_leaves = self._selecting(event.type, event.properties)
+                leaves |= event_leaves
+        # Only leaves some segment could change through are worth evaluating.
+        users = registry.users_for(
+            leaves, new_traits if new_traits is not None else state.traits, state.members
+        )
+        if created:  # the empty profile: each leaf's value on it is a constant
+            before_values = {leaf: registry.empty_value(leaf) for leaf in users}
+        else:
+            old = EvaluationContext(state, now, retention)
+            before_values = {leaf: leaf.evaluate(old) for leaf in users}
+
+        state.exists = True
+        if new_traits is not None:
+            state.traits = new_traits
+            for parts in trait_paths:
+                # Idempotent, and needed even when the terminals look unchanged (a new
+                # birthdate can keep today's age but move the next birthday).
+                self._schedule_trait(state, parts, now)
+        if event_leaves:
+            stored = state.add_event(event.at, event.id, event.type, event.properties)
+            self._schedule_event(state, stored, event_leaves, now)
+        elif event.type != "profile.updated" and event.at > now - retention:
+            state.add_event(event.at, event.id, event.type, event.properties)
+        state.remember(event.id)
+
+        ctx = EvaluationContext(state, now, retention)
+        candidates: set[str] = set()
+        for leaf, was in before_values.items():
+            if ctx.value(leaf) != was:
+                candidates |= users[leaf]
+        if created:
+            candidates |= registry.vacuous
+        cause = {"kind": "event", "event_id": event.id}
+        return self._evaluate(pid, state, candidates, now, lambda _sid: cause, ctx)
+
+    def _delete_profile(
+        self, pid: str, state: ProfileState, deletion_id: str, now: int
+    ) -> list[MembershipChange]:
+        changes = []
+        if state.exists:
+            cause = {"kind": "profile_deleted", "event_id": deletion_id}
+            rank = self.registry.rank
+            for sid in sorted(state.members, key=lambda s: (rank.get(s, 0), s)):
+                segment = self.registry.segments[sid]
+                changes.append(self._transition(pid, state, segment, False, now, cause))
+        state.forget(deletion_id)
+        return changes
+
+    # -- timers -------------------------------------------------------------------------
+    def fire_due(self, until: int) -> list[MembershipChange]:
+        """Fire every timer due at or before `until`, in due-time order."""
+        changes: list[MembershipChange] = []
+        while (head := self.due.pop_until(until)) is not None:
+            due, pid = head
+            state = self.store.get(pid)
+            if state is None:
+                continue
+            changes.extend(self._fire(pid, state, due))
+            self._save(pid, state)
+        return changes
+
+    def fire_profile(self, pid: str, until: int) -> list[MembershipChange]:
+        """Fire one profile's timers due at or before `until` (before its next record)."""
+        state = self.store.get(pid)
+        if state is None or state.next_due is None or state.next_due > until:
+            return []
+        changes: list[MembershipChange] = []
+        while state.next_due is not None and state.next_due <= until:
+            changes.extend(self._fire(pid, state, state.next_due))
+        self._save(pid, state)
+        return changes
+
+    def _fire(self, pid: str, state: ProfileState, due: int) -> list[MembershipChange]:
+        registry = self.registry
+        leaves: set[Leaf] = set()
+        for key in state.pop_due(due):
+            if key[0] == _EVENT_TIMER:
+                event_type, event_id = key[1:].split(_SEP, 1)
+                for event in state.find_events(event_type, event_id):
+                    leaves |= self._selecting(event.type, event.properties, event, due)
+            else:
+                parts = split_path(key[1:])
+                leaves |= registry.time_trait_leaves(parts)
+                if parts == AGE_PATH:
+                    self._schedule_trait(state, parts, due)
+        state.drop_expired(due - self.retention)
+        if not state.exists:
+            return []
+        cause = {"kind": "timer"}
+        segments = registry.segments_using(leaves, state)
+        return self._evaluate(pid, state, segments, due, lambda _sid: cause)
+
+    def _selecting(
+        self,
+        event_type: str,
+        properties: Mapping[str, Any],
+        timed: StoredEvent | None = None,
+        due: int = 0,
+    ) -> set[Leaf]:
+        """Leaves whose time-independent `where` selects an event (and, for a timer on a
+        stored event, whose view of it changes at `due`)."""
+        seen: dict[tuple[str, ...], list[Any]] = {}
+        leaves = self.registry.event_leaves(event_type, properties)
+        if timed is not None:
+            retention = self.retention
+            leaves = {leaf for leaf in leaves if leaf.changes_at(timed, due, retention)}
+        return {leaf for leaf in leaves if leaf.selects_statically(properties, seen)}
+
+    def _schedule_event(
+        self, state: ProfileState, event: StoredEvent, leaves: Iterable[Leaf], now: int
+    ) -> None:
+        key = f"{_EVENT_TIMER}{event.type}{_SEP}{event.id}"
+        instants: set[int] = set()
+        for leaf in leaves:
+            if isinstance(leaf, EventLeaf):
+                instants.update(leaf.change_instants(event, self.retention))
+        for due in instants:
+            if due > now:
+                state.schedule(due, key)
+
+    def _schedule_trait(self, state: ProfileState, parts: tuple[str, ...], now: int) -> None:
+        time_leaves = self.registry.time_trait_leaves(parts)
+        if not time_leaves:
+            return
+        key = _TRAIT_TIMER + ".".join(parts)
+        if parts == AGE_PATH:
+            birthdate = state.traits.get("birthdate")
+            if isinstance(birthdate, str):
+                state.schedule(next_birthday(birthdate, now), key)
+        values = trait_terminals(state.traits, parts, now)
+        instants: set[int] = set()
+        for leaf in time_leaves:
+            instants.update(leaf.change_instants(values))
+        for due in instants:
+            if due > now:
+                state.schedule(due, key)
+
+    def _schedule_segment(self, state: ProfileState, segment: CompiledSegment, now: int) -> None:
+        """Timers a newly installed segment needs over a profile's existing state."""
+        trait_paths: set[tuple[str, ...]] = set()
+        for leaf in segment.leaves:
+            if isinstance(leaf, EventLeaf):
+                for event in state.events.get(leaf.event_type, ()):
+                    if leaf.selects_statically(event.properties, {}):
+                        self._schedule_event(state, event, (leaf,), now)
+            elif isinstance(leaf, TraitLeaf) and leaf.time_dependent:
+                trait_paths.add(leaf.parts)
+        for parts in trait_paths:
+            self._schedule_trait(state, parts, now)
+
+    # -- segment lifecycle -----------------------------------------------------------------
+    def upsert_segment(
+        self, definition: Mapping[str, Any], fingerprint: bytes, now: int
+    ) -> list[MembershipChange]:
+        """Create or edit a (validated) segment and backfill it over every profile."""
+        registry = self.registry
+        sid: str = definition["id"]
+        current = registry.segments.get(sid)
+        if current is not None and current.fingerprint == fingerprint:
+            registry.rename(definition)
+            return []
+        kind = "segment_created" if current is None else "segment_updated"
+        registry.install(definition, registry.versions.get(sid, 0) + 1, fingerprint)
+        changes: list[MembershipChange] = []
+        for pid in list(self.store.profile_ids()):
+            changes.extend(self.backfill_profile(pid, sid, kind, now))
+        return changes
+
+    def backfill_profile(self, pid: str, sid: str, kind: str, now: int) -> list[MembershipChange]:
+        """Evaluate one profile for a segment's new version (and its dependents)."""
+        state = self.store.get(pid)
+        if state is None or not state.exists:
+            return []
+        segment = self.registry.segments[sid]
+        self._schedule_segment(state, segment, now)
+        changes = self._evaluate(pid, state, {sid}, now, _lifecycle_cause(sid, kind))
+        self._save(pid, state)
+        return changes
+
+    def delete_segment(self, sid: str, now: int) -> list[MembershipChange]:
+        """Delete a segment: every member leaves, dependents are re-evaluated."""
+        segment = self.registry.remove(sid)
+        changes: list[MembershipChange] = []
+        for pid in list(self.store.profile_ids()):
+            changes.extend(self.leave_deleted(pid, segment, now))
+        return changes
+
+    def leave_deleted(self, pid: str, segment: CompiledSegment, now: int) -> list[MembershipChange]:
+        """One profile's side of a segment deletion."""
+        state = self.store.get(pid)
+        if state is None or segment.id not in state.members:
+            return []
+        changes = [self._transition(pid, state, segment, False, now, {"kind": "segment_deleted"})]
+        dependents = self.registry.dependents.get(segment.id, set())
+        changes.extend(
+            self._evaluate(
+                pid, state, set(dependents), now, _lifecycle_cause(segment.id, "segment_deleted")
+            )
+        )
+        self._save(pid, state)
+        return changes
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def _evaluate(
+        self,
+        pid: str,
+        state: ProfileState,
+        candidates: set[str],
+        now: int,
+        cause_of: CauseOf,
+        ctx: EvaluationContext | None = None,
+    ) -> list[MembershipChange]:
+        """Re-evaluate candidate segments in reference order; cascade to dependents on change."""
+        if not candidates:
+            return []
+        registry = self.registry
+        rank = registry.rank
+        segments = registry.segments
+        dependents = registry.dependents
+        if ctx is None:
+            ctx = EvaluationContext(state, now, self.retention)
+        members = state.members
+        heap = [(rank.get(sid, 0), sid) for sid in candidates]
+        heapq.heapify(heap)
+        queued = set(candidates)
+        changes: list[MembershipChange] = []
+        while heap:
+            _, sid = heapq.heappop(heap)
+            segment = segments.get(sid)
+            if segment is None:
+                continue
+            truth = bool(segment.run(ctx))
+            if truth == (sid in members):
+                continue
+            changes.append(self._transition(pid, state, segment, truth, now, cause_of(sid)))
+            for dep in dependents.get(sid, ()):
+                if dep not in queued:
+                    queued.add(dep)
+                    heapq.heappush(heap, (rank.get(dep, 0), dep))
+        return changes
+
+    @staticmethod
+    def _transition(
+        pid: str,
+        state: ProfileState,
+        segment: CompiledSegment,
+        entered: bool,
+        now: int,
+        cause: dict[str, str],
+    ) -> MembershipChange:
+        seq = state.seqs.get(segment.id, 0) + 1
+        state.seqs[segment.id] = seq
+        if entered:
+            state.members[segment.id] = now
+        else:
+            state.members.pop(segment.id, None)
+        return MembershipChange(pid, segment.id, segment.version, seq, entered, now, cause)
+
+    def _save(self, pid: str, state: ProfileState) -> None:
+        self.store.put(pid, state)
+        self.due.set(pid, state.next_due)
+
+
+def _lifecycle_cause(root: str, kind: str) -> CauseOf:
+    own = {"kind": kind}
+    dependent = {"kind": "segment_updated", "segment_id": root}
+    return lambda sid: own if sid == root else dependent

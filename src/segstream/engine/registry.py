@@ -1,0 +1,405 @@
+"""The active segments: compiled conditions, shared leaves, and the indexes that pick the
+segments an event, a trait change or a timer can affect."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from segstream.rules.compile import (
+    Discriminator,
+    EvaluationContext,
+    EventLeaf,
+    Leaf,
+    SegmentLeaf,
+    TraitLeaf,
+    compile_condition,
+    index_keys,
+    leaf_key,
+    make_leaf,
+)
+from segstream.rules.operators import elements as _elements
+from segstream.rules.operators import split_path, terminals
+from segstream.state.profile import ProfileState
+
+__all__ = ["CompiledSegment", "SegmentRegistry"]
+
+
+@dataclass(slots=True)
+class CompiledSegment:
+    """One active segment version, ready to evaluate."""
+
+    id: str
+    version: int
+    definition: dict[str, Any]
+    fingerprint: bytes
+    run: Any  # Callable[[EvaluationContext], bool]
+    leaves: list[Leaf]
+    guards: list[TraitLeaf]
+    refs: frozenset[str]
+    vacuous: bool  # true for a profile with no traits, no history and no memberships
+
+
+KeysOf = Callable[[tuple[str, ...]], set[tuple[str, Any]]]
+
+
+@dataclass(slots=True)
+class _GuardTrie:
+    """Segments filed by their guards, one level per guard: a lookup descends only into the
+    values the profile has, so a segment is reached only if the profile meets every guard."""
+
+    here: set[str] = field(default_factory=set)
+    below: dict[tuple[str, ...], dict[tuple[str, Any], _GuardTrie]] = field(default_factory=dict)
+
+    def add(self, sid: str, guards: list[TraitLeaf]) -> None:
+        if not guards:
+            self.here.add(sid)
+            return
+        disc = guards[0].discriminator
+        assert disc is not None
+        children = self.below.setdefault(disc.parts, {})
+        for k in disc.keys:
+            children.setdefault(k, _GuardTrie()).add(sid, guards[1:])
+
+    def discard(self, sid: str) -> bool:
+        """Remove a segment; True when this node is left empty."""
+        self.here.discard(sid)
+        for parts in list(self.below):
+            children = self.below[parts]
+            for k in list(children):
+                if children[k].discard(sid):
+                    del children[k]
+            if not children:
+                del self.below[parts]
+        return not self.here and not self.below
+
+    def collect(self, keys_of: KeysOf, into: set[str]) -> None:
+        into |= self.here
+        for parts, children in self.below.items():
+            for k in keys_of(parts):
+                child = children.get(k)
+                if child is not None:
+                    child.collect(keys_of, into)
+
+
+@dataclass(slots=True)
+class _LeafUsers:
+    """The segments that read a leaf: all of them, and filed by their guards."""
+
+    all: set[str] = field(default_factory=set)
+    trie: _GuardTrie = field(default_factory=_GuardTrie)
+
+    def add(self, sid: str, guards: list[TraitLeaf]) -> None:
+        self.all.add(sid)
+        self.trie.add(sid, guards)
+
+    def discard(self, sid: str) -> None:
+        self.all.discard(sid)
+        self.trie.discard(sid)
+
+
+@dataclass(slots=True)
+class _Bucketed:
+    """Leaves filed by one path and discriminator kind, under each key they need."""
+
+    by_key: dict[Any, set[Any]] = field(default_factory=dict)
+    lengths: Counter[int] = field(default_factory=Counter)  # prefix/suffix key lengths
+
+    def lookup(self, kind: str, values: list[Any], found: set[Any]) -> None:
+        by_key = self.by_key
+        if kind == "eq":
+            keys: set[Any] = index_keys(values)
+        else:
+            keys = set()
+            strings = [v.casefold() for v in _elements(values) if isinstance(v, str)]
+            for n in self.lengths:
+                for text in strings:
+                    if len(text) >= n:
+                        keys.add(text[:n] if kind == "prefix" else text[-n:])
+        for k in keys:
+            bucket = by_key.get(k)
+            if bucket:
+                found |= bucket
+
+
+@dataclass(slots=True)
+class _Discriminated:
+    """Leaves of one event type or trait path, filed by what they need of a value."""
+
+    general: set[Any] = field(default_factory=set)
+    filed: dict[tuple[tuple[str, ...], str], _Bucketed] = field(default_factory=dict)
+
+    def add(self, leaf: Any, disc: Discriminator | None) -> None:
+        if disc is None:
+            self.general.add(leaf)
+            return
+        filed = self.filed.setdefault((disc.parts, disc.kind), _Bucketed())
+        for k in disc.keys:
+            filed.by_key.setdefault(k, set()).add(leaf)
+            if disc.kind != "eq":
+                filed.lengths[len(k)] += 1
+
+    def remove(self, leaf: Any, disc: Discriminator | None) -> None:
+        if disc is None:
+            self.general.discard(leaf)
+            return
+        where = (disc.parts, disc.kind)
+        filed = self.filed[where]
+        for k in disc.keys:
+            bucket = filed.by_key[k]
+            bucket.discard(leaf)
+            if not bucket:
+                del filed.by_key[k]
+            if disc.kind != "eq":
+                filed.lengths[len(k)] -= 1
+                if not filed.lengths[len(k)]:
+                    del filed.lengths[len(k)]
+        if not filed.by_key:
+            del self.filed[where]
+
+    def lookup(self, values_of: Callable[[tuple[str, ...]], list[Any]]) -> set[Any]:
+        """The general leaves plus those whose key the values (by path) can meet."""
+        found = set(self.general)
+        for (parts, kind), filed in self.filed.items():
+            filed.lookup(kind, values_of(parts), found)
+        return found
+
+    def __bool__(self) -> bool:
+        return bool(self.general or self.filed)
+
+
+class SegmentRegistry:
+    """Active segment versions, their shared leaves and the leaf indexes."""
+
+    def __init__(self, retention: int) -> None:
+        self.retention = retention
+        self.segments: dict[str, CompiledSegment] = {}
+        self._definitions: dict[str, dict[str, Any]] = {}
+        #: Last version ever assigned per id (kept after deletion: versions are never reused).
+        self.versions: dict[str, int] = {}
+        self.dependents: dict[str, set[str]] = {}
+        self.rank: dict[str, int] = {}
+        self.vacuous: set[str] = set()
+        self._leaves: dict[bytes, Leaf] = {}
+        self._empty: dict[Leaf, bool] = {}
+        self._empty_context = EvaluationContext(ProfileState(), 0, retention)
+        self._users: dict[Leaf, _LeafUsers] = {}
+        self._events: dict[str, _Discriminated] = {}
+        self._traits: dict[tuple[str, ...], _Discriminated] = {}
+        self._trait_time: dict[tuple[str, ...], set[TraitLeaf]] = {}
+        self._trait_roots: dict[str, set[tuple[str, ...]]] = {}
+
+    # -- definitions ----------------------------------------------------------------------
+    def definitions(self) -> Mapping[str, dict[str, Any]]:
+        """Current definitions by id (for validation of the next change); do not mutate."""
+        return self._definitions
+
+    def install(
+        self, definition: Mapping[str, Any], version: int, fingerprint: bytes
+    ) -> CompiledSegment:
+        """Make `definition` the active version of its segment (replacing any older one)."""
+        sid: str = definition["id"]
+        if sid in self.segments:
+            self._unlink(self.segments[sid])
+        compiled = compile_condition(definition["condition"], self._intern)
+        # File the segment under its most selective-looking guard: the trait path on which
+        # segments ask for the most distinct values (a city rather than a gender).
+        compiled.guards.sort(key=lambda g: -self._distinct_values(g.parts))
+        leaves = list(dict.fromkeys(compiled.leaves))
+        refs = frozenset(leaf.segment_id for leaf in leaves if isinstance(leaf, SegmentLeaf))
+        segment = CompiledSegment(
+            id=sid,
+            version=version,
+            definition=dict(definition),
+            fingerprint=fingerprint,
+            run=compiled.run,
+            leaves=leaves,
+            guards=compiled.guards,
+            refs=refs,
+            vacuous=compiled.run(EvaluationContext(ProfileState(), 0, self.retention)),
+        )
+        self.segments[sid] = segment
+        self._definitions[sid] = segment.definition
+        self.versions[sid] = version
+        for leaf in leaves:
+            self._users.setdefault(leaf, _LeafUsers()).add(sid, compiled.guards)
+        for ref in refs:
+            self.dependents.setdefault(ref, set()).add(sid)
+        if segment.vacuous:
+            self.vacuous.add(sid)
+        else:
+            self.vacuous.discard(sid)
+        self._rerank(sid)
+        return segment
+
+    def _distinct_values(self, parts: tuple[str, ...]) -> int:
+        index = self._traits.get(parts)
+        filed = index.filed.get((parts, "eq")) if index is not None else None
+        return len(filed.by_key) if filed is not None else 0
+
+    def rename(self, definition: Mapping[str, Any]) -> None:
+        """Take a new name/description for a segment whose condition did not change."""
+        segment = self.segments[definition["id"]]
+        segment.definition = self._definitions[segment.id] = dict(definition)
+
+    def remove(self, sid: str) -> CompiledSegment:
+        """Deactivate a segment; its version number stays reserved."""
+        segment = self.segments.pop(sid)
+        del self._definitions[sid]
+        self._unlink(segment)
+        self.vacuous.discard(sid)
+        self._rerank(sid)
+        return segment
+
+    def _unlink(self, segment: CompiledSegment) -> None:
+        for leaf in segment.leaves:
+            users = self._users[leaf]
+            users.discard(segment.id)
+            if not users.all:
+                del self._users[leaf]
+                self._forget_leaf(leaf)
+        for ref in segment.refs:
+            deps = self.dependents.get(ref)
+            if deps is not None:
+                deps.discard(segment.id)
+                if not deps:
+                    del self.dependents[ref]
+
+    def _rerank(self, sid: str) -> None:
+        # Rank: 0 for a segment without references, else 1 + the highest referenced rank;
+        # evaluating in rank order sees every referenced membership already updated.
+        pending = [sid]
+        while pending:
+            current = pending.pop()
+            segment = self.segments.get(current)
+            rank = 0
+            if segment is not None:
+                rank = 1 + max((self.rank.get(r, 0) for r in segment.refs), default=-1)
+            if self.rank.get(current) != rank:
+                self.rank[current] = rank
+                pending.extend(self.dependents.get(current, ()))
+
+    # -- leaves -----------------------------------------------------------------------------
+    def _intern(self, node: Mapping[str, Any]) -> Leaf:
+        key = leaf_key(node)
+        leaf = self._leaves.get(key)
+        if leaf is None:
+            leaf = self._leaves[key] = make_leaf(key, node)
+            self._index_leaf(leaf)
+        return leaf
+
+    def _index_leaf(self, leaf: Leaf) -> None:
+        if isinstance(leaf, EventLeaf):
+            self._events.setdefault(leaf.event_type, _Discriminated()).add(leaf, leaf.discriminator)
+        elif isinstance(leaf, TraitLeaf):
+            self._traits.setdefault(leaf.parts, _Discriminated()).add(leaf, leaf.discriminator)
+            self._trait_roots.setdefault(leaf.parts[0], set()).add(leaf.parts)
+            if leaf.time_dependent:
+                self._trait_time.setdefault(leaf.parts, set()).add(leaf)
+
+    def _forget_leaf(self, leaf: Leaf) -> None:
+        del self._leaves[leaf.key]
+        self._empty.pop(leaf, None)
+        if isinstance(leaf, EventLeaf):
+            index = self._events[leaf.event_type]
+            index.remove(leaf, leaf.discriminator)
+            if not index:
+                del self._events[leaf.event_type]
+        elif isinstance(leaf, TraitLeaf):
+            index = self._traits[leaf.parts]
+            index.remove(leaf, leaf.discriminator)
+            if not index:
+                del self._traits[leaf.parts]
+                roots = self._trait_roots[leaf.parts[0]]
+                roots.discard(leaf.parts)
+                if not roots:
+                    del self._trait_roots[leaf.parts[0]]
+            time_leaves = self._trait_time.get(leaf.parts)
+            if time_leaves is not None:
+                time_leaves.discard(leaf)
+                if not time_leaves:
+                    del self._trait_time[leaf.parts]
+
+    # -- lookups ------------------------------------------------------------------------------
+    def empty_value(self, leaf: Leaf) -> bool:
+        """A leaf's truth for a profile with no traits and no history (time plays no part)."""
+        value = self._empty.get(leaf)
+        if value is None:
+            value = self._empty[leaf] = leaf.evaluate(self._empty_context)
+        return value
+
+    def event_leaves(self, event_type: str, properties: Mapping[str, Any]) -> set[EventLeaf]:
+        """Leaves on `event_type` whose indexed `where` condition these properties can meet."""
+        index = self._events.get(event_type)
+        if index is None:
+            return set()
+        return index.lookup(lambda parts: terminals(properties, parts))
+
+    def trait_paths(self, roots: Iterable[str] | None = None) -> list[tuple[str, ...]]:
+        """Trait paths some leaf reads, optionally only those under the given top-level keys."""
+        if roots is None:
+            return list(self._traits)
+        paths: list[tuple[str, ...]] = []
+        for root in roots:
+            paths.extend(self._trait_roots.get(root, ()))
+        return paths
+
+    def trait_leaves(
+        self, parts: tuple[str, ...], old: list[Any], new: list[Any]
+    ) -> set[TraitLeaf]:
+        """Leaves on a trait path that a change of its terminals from `old` to `new` can flip."""
+        index = self._traits.get(parts)
+        if index is None:
+            return set()
+        both = old + new
+        return index.lookup(lambda _parts: both)
+
+    def time_trait_leaves(self, parts: tuple[str, ...]) -> set[TraitLeaf]:
+        """Leaves on a trait path whose truth can change with time alone."""
+        return self._trait_time.get(parts, set())
+
+    def time_trait_paths(self) -> list[tuple[str, ...]]:
+        """Trait paths read by some time-dependent leaf."""
+        return list(self._trait_time)
+
+    def users_for(
+        self, leaves: Iterable[Leaf], traits: Mapping[str, Any], members: Mapping[str, int]
+    ) -> dict[Leaf, set[str]]:
+        """Per leaf, the active segments reading it that can change for this profile.
+
+        A segment with guards is left out when the profile (with these traits) fails one of
+        them and is not a member: it is false before and after. Leaves left with no segment
+        are left out.
+        """
+        found: dict[Leaf, set[str]] = {}
+        keys_at: dict[tuple[str, ...], set[tuple[str, Any]]] = {}
+
+        def keys_of(parts: tuple[str, ...]) -> set[tuple[str, Any]]:
+            keys = keys_at.get(parts)
+            if keys is None:
+                keys = keys_at[parts] = index_keys(terminals(traits, parts))
+            return keys
+
+        for leaf in leaves:
+            users = self._users.get(leaf)
+            if users is None:
+                continue
+            sids: set[str] = set()
+            users.trie.collect(keys_of, sids)
+            if members and users.trie.below:
+                sids.update(sid for sid in members if sid in users.all)
+            if sids:
+                found[leaf] = sids
+        return found
+
+    def segments_using(self, leaves: Iterable[Leaf], state: ProfileState) -> set[str]:
+        """Ids of the active segments that read any of these leaves and can change for `state`."""
+        found: set[str] = set()
+        for sids in self.users_for(leaves, state.traits, state.members).values():
+            found |= sids
+        return found
+
+
+AGE_PATH = split_path("age")

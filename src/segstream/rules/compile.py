@@ -1,0 +1,514 @@
+"""Compile validated conditions into leaves and nested closures (never eval of user text).
+
+A condition tree becomes a closure over an `EvaluationContext`; its leaves — trait, event and
+segment-membership conditions — are objects shared by every segment that uses the same leaf
+(the caller interns them by `leaf_key`), and each leaf is evaluated at most once per pass.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+import orjson
+
+from segstream.rules.operators import (
+    TIME_OPERATORS,
+    Predicate,
+    compare_number,
+    compile_predicate,
+    elements,
+    instant_of,
+    split_path,
+    terminals,
+)
+from segstream.state.profile import ProfileState, StoredEvent
+from segstream.timefmt import date_start, parse_date, parse_duration, parse_instant, utc_date
+
+__all__ = [
+    "CompiledCondition",
+    "Discriminator",
+    "EvaluationContext",
+    "EventLeaf",
+    "Leaf",
+    "SegmentLeaf",
+    "TraitLeaf",
+    "compile_condition",
+    "derived_age",
+    "index_key",
+    "index_keys",
+    "leaf_key",
+    "make_leaf",
+    "next_birthday",
+    "trait_terminals",
+]
+
+Node = Callable[["EvaluationContext"], bool]
+_AGE = ("age",)
+
+
+def leaf_key(node: Mapping[str, Any]) -> bytes:
+    """The identity of a leaf condition: equal keys mean the same leaf."""
+    return orjson.dumps(node, option=orjson.OPT_SORT_KEYS)
+
+
+def index_key(value: Any) -> tuple[str, Any] | None:
+    """A hashable key under which an `eq`/`in` leaf is indexed (case folded; superset-safe)."""
+    if isinstance(value, str):
+        return ("s", value.casefold())
+    if isinstance(value, bool):
+        return ("b", value)
+    if isinstance(value, int | float):
+        return ("n", value)
+    return None
+
+
+def index_keys(values: list[Any]) -> set[tuple[str, Any]]:
+    """Index keys of every element of some terminals."""
+    keys = set()
+    for v in elements(values):
+        k = index_key(v)
+        if k is not None:
+            keys.add(k)
+    return keys
+
+
+def derived_age(birthdate: str, now: int) -> int:
+    """Whole years between a birth date and the UTC date of `now` (29 Feb -> 1 Mar)."""
+    born = date.fromisoformat(birthdate)
+    today = utc_date(now)
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+
+
+def next_birthday(birthdate: str, now: int) -> int:
+    """The first 00:00 UTC instant after `now` at which the derived age changes."""
+    born = date.fromisoformat(birthdate)
+    year = utc_date(now).year
+    while True:
+        try:
+            day = date(year, born.month, born.day)
+        except ValueError:  # 29 February in a common year: a year older on 1 March
+            day = date(year, 3, 1)
+        instant = date_start(day)
+        if instant > now:
+            return instant
+        year += 1
+
+
+def _birthdate_of(traits: Mapping[str, Any]) -> str | None:
+    value = traits.get("birthdate")
+    if isinstance(value, str):
+        try:
+            parse_date(value)
+        except ValueError:
+            return None
+        return value
+    return None
+
+
+class EvaluationContext:
+    """One evaluation pass over one profile at one instant; memoises leaf results."""
+
+    __slots__ = ("_traits", "memo", "now", "profile", "retention")
+
+    def __init__(self, profile: ProfileState, now: int, retention: int) -> None:
+        self.profile = profile
+        self.now = now
+        self.retention = retention
+        self.memo: dict[Leaf, bool] = {}
+        self._traits: dict[tuple[str, ...], list[Any]] = {}
+
+    def value(self, leaf: Leaf) -> bool:
+        """A leaf's truth in this pass (memoised)."""
+        memo = self.memo
+        found = memo.get(leaf)
+        if found is None:
+            found = memo[leaf] = leaf.evaluate(self)
+        return found
+
+    def trait_terminals(self, parts: tuple[str, ...]) -> list[Any]:
+        """The terminals of a trait path, with `age` derived from `birthdate` when set."""
+        found = self._traits.get(parts)
+        if found is None:
+            found = trait_terminals(self.profile.traits, parts, self.now)
+            self._traits[parts] = found
+        return found
+
+
+def trait_terminals(traits: Mapping[str, Any], parts: tuple[str, ...], now: int) -> list[Any]:
+    """Terminals of a trait path at `now` (SPEC §3.1: `age` derives from `birthdate`)."""
+    if parts == _AGE:
+        birthdate = _birthdate_of(traits)
+        if birthdate is not None:
+            return [derived_age(birthdate, now)]
+    return terminals(traits, parts)
+
+
+class Leaf:
+    """Base of the three leaf kinds; identity is by object (interned by `leaf_key`)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+
+    def evaluate(self, ctx: EvaluationContext) -> bool:
+        """The leaf's truth for the context's profile at the context's instant."""
+        raise NotImplementedError
+
+
+class TraitLeaf(Leaf):
+    """`{"trait": PATH, "op": OP, "value": V}`."""
+
+    __slots__ = ("discriminator", "op", "parts", "path", "pred", "span")
+
+    def __init__(self, key: bytes, node: Mapping[str, Any]) -> None:
+        super().__init__(key)
+        self.path: str = node["trait"]
+        self.parts = split_path(self.path)
+        self.op: str = node["op"]
+        value = node.get("value")
+        self.pred: Predicate = compile_predicate(self.op, value, bool(node.get("ignore_case")))
+        self.span: int | None = parse_duration(str(value)) if self.op in TIME_OPERATORS else None
+        self.discriminator = _discriminator(self.parts, self.op, value)
+
+    @property
+    def time_dependent(self) -> bool:
+        """True when the truth can change with time alone."""
+        return self.span is not None or self.parts == _AGE
+
+    def evaluate(self, ctx: EvaluationContext) -> bool:
+        return self.pred(ctx.trait_terminals(self.parts), ctx.now)
+
+    def change_instants(self, values: list[Any]) -> Iterator[int]:
+        """Instants where a `within_last`/`more_than_ago` leaf can flip for these values."""
+        if self.span is None:
+            return
+        for v in elements(values):
+            at = instant_of(v)
+            if at is not None:
+                yield at
+                yield at + self.span
+
+
+@dataclass(frozen=True, slots=True)
+class Discriminator:
+    """What a leaf needs of one path's value, as index keys: an `eq`/`in` value (`eq`), or
+    the case-folded operand of `starts_with` (`prefix`) / `ends_with` (`suffix`)."""
+
+    parts: tuple[str, ...]
+    kind: str
+    keys: frozenset[Any]
+
+
+def _discriminator(parts: tuple[str, ...], op: str, value: Any) -> Discriminator | None:
+    if op in ("eq", "in"):
+        keys = [index_key(v) for v in (value if op == "in" else [value])]
+        if all(k is not None for k in keys):
+            return Discriminator(parts, "eq", frozenset(keys))
+        return None
+    if op in ("starts_with", "ends_with") and isinstance(value, str) and value:
+        kind = "prefix" if op == "starts_with" else "suffix"
+        return Discriminator(parts, kind, frozenset([value.casefold()]))
+    return None
+
+
+@dataclass(slots=True)
+class _Where:
+    parts: tuple[str, ...]
+    pred: Predicate
+    span: int | None
+    discriminator: Discriminator | None
+
+
+@dataclass(slots=True)
+class _Measure:
+    kind: str  # count | sum | avg | min | max
+    parts: tuple[str, ...] = ()
+    compare: Callable[[Any], bool] = field(default=lambda _x: False)
+
+
+class EventLeaf(Leaf):
+    """`{"event": TYPE, "where": [...], "within": WINDOW, <measure>}`."""
+
+    __slots__ = (
+        "after",
+        "before",
+        "discriminator",
+        "empty_truth",
+        "event_type",
+        "measure",
+        "span",
+        "static_where",
+        "time_where",
+        "where",
+    )
+
+    def __init__(self, key: bytes, node: Mapping[str, Any]) -> None:
+        super().__init__(key)
+        self.event_type: str = node["event"]
+        self.where: list[_Where] = []
+        for item in node.get("where") or ():
+            op = item["op"]
+            value = item.get("value")
+            parts = split_path(item["property"])
+            self.where.append(
+                _Where(
+                    parts,
+                    compile_predicate(op, value, bool(item.get("ignore_case"))),
+                    parse_duration(value) if op in TIME_OPERATORS else None,
+                    _discriminator(parts, op, value),
+                )
+            )
+        self.static_where = [w for w in self.where if w.span is None]
+        self.time_where = [w for w in self.where if w.span is not None]
+        # Prefer an exact value to a prefix or suffix: fewer leaves share a bucket.
+        found = sorted(
+            (w.discriminator for w in self.where if w.discriminator is not None),
+            key=lambda d: d.kind != "eq",
+        )
+        self.discriminator: Discriminator | None = found[0] if found else None
+        within = node.get("within")
+        self.span: int | None = None
+        self.after: int | None = None
+        self.before: int | None = None
+        if isinstance(within, str):
+            self.span = parse_duration(within)
+        elif isinstance(within, Mapping):
+            if within.get("after") is not None:
+                self.after = parse_instant(within["after"])
+            if within.get("before") is not None:
+                self.before = parse_instant(within["before"])
+        self.measure = _measure_of(node)
+        m = self.measure
+        self.empty_truth = m.compare(0) if m.kind in ("count", "sum") else False
+
+    @property
+    def time_dependent(self) -> bool:
+        """True when the truth can change with time alone (besides retention)."""
+        return self.span is not None or bool(self.time_where)
+
+    def selects_statically(
+        self, properties: Mapping[str, Any], seen: dict[tuple[str, ...], list[Any]]
+    ) -> bool:
+        """True when the time-independent `where` conditions hold for these properties.
+
+        `seen` caches the terminals of each property path for one event across leaves.
+        """
+        for w in self.static_where:
+            values = seen.get(w.parts)
+            if values is None:
+                values = seen[w.parts] = terminals(properties, w.parts)
+            if not w.pred(values, 0):
+                return False
+        return True
+
+    def changes_at(self, event: StoredEvent, due: int, retention: int) -> bool:
+        """True when `due` is one of `change_instants(event)` (cheap for the usual cases)."""
+        at = event.at
+        if due == at + retention:
+            return True
+        if self.span is not None and (due == at or due == at + self.span):
+            return True
+        return bool(self.time_where) and due in set(self.change_instants(event, retention))
+
+    def change_instants(self, event: StoredEvent, retention: int) -> Iterator[int]:
+        """Instants where this leaf's view of `event` can change (a superset is fine)."""
+        yield event.at + retention
+        if self.span is not None:
+            yield event.at
+            yield event.at + self.span
+        for w in self.time_where:
+            assert w.span is not None
+            for v in elements(terminals(event.properties, w.parts)):
+                at = instant_of(v)
+                if at is not None:
+                    yield at
+                    yield at + w.span
+
+    def _selected(self, ctx: EvaluationContext) -> Iterator[StoredEvent]:
+        history = ctx.profile.events.get(self.event_type)
+        if not history:
+            return
+        now = ctx.now
+        low = now - ctx.retention  # exclusive
+        high: int | None = None
+        if self.span is not None:
+            low = max(low, now - self.span)
+            high = now
+        if self.after is not None and self.after - 1 > low:
+            low = self.after - 1
+        before = self.before
+        start = bisect_right(history, low, key=_at)
+        where = self.where
+        for i in range(start, len(history)):
+            e = history[i]
+            at = e.at
+            if (high is not None and at > high) or (before is not None and at >= before):
+                break
+            if where:
+                props = e.properties
+                if not all(w.pred(terminals(props, w.parts), now) for w in where):
+                    continue
+            yield e
+
+    def evaluate(self, ctx: EvaluationContext) -> bool:
+        m = self.measure
+        if m.kind == "count":
+            n = 0
+            for _ in self._selected(ctx):
+                n += 1
+            return m.compare(n)
+        values = [
+            v
+            for e in self._selected(ctx)
+            for v in elements(terminals(e.properties, m.parts))
+            if isinstance(v, int | float) and not isinstance(v, bool)
+        ]
+        if m.kind == "sum":
+            total: float = 0
+            for v in values:
+                total += v
+            return m.compare(total)
+        if not values:
+            return False
+        if m.kind == "avg":
+            total = 0
+            for v in values:
+                total += v
+            return m.compare(total / len(values))
+        return m.compare(min(values) if m.kind == "min" else max(values))
+
+
+def _at(event: StoredEvent) -> int:
+    return event.at
+
+
+def _measure_of(node: Mapping[str, Any]) -> _Measure:
+    count = node.get("count")
+    if count is not None:
+        return _Measure("count", (), compare_number(count["op"], count["value"]))
+    for kind in ("sum", "avg", "min", "max"):
+        path = node.get(kind)
+        if path is not None:
+            return _Measure(kind, split_path(path), compare_number(node["op"], node["value"]))
+    return _Measure("count", (), compare_number("gte", 1))
+
+
+class SegmentLeaf(Leaf):
+    """`{"segment": ID}`: true while the profile is a member of that segment."""
+
+    __slots__ = ("segment_id",)
+
+    def __init__(self, key: bytes, node: Mapping[str, Any]) -> None:
+        super().__init__(key)
+        self.segment_id: str = node["segment"]
+
+    def evaluate(self, ctx: EvaluationContext) -> bool:
+        return self.segment_id in ctx.profile.members
+
+
+def make_leaf(key: bytes, node: Mapping[str, Any]) -> Leaf:
+    """Build the leaf object of a leaf condition."""
+    if "trait" in node:
+        return TraitLeaf(key, node)
+    if "event" in node:
+        return EventLeaf(key, node)
+    return SegmentLeaf(key, node)
+
+
+@dataclass(slots=True)
+class CompiledCondition:
+    """A condition as a closure, the leaves it reads, and its guards.
+
+    Guards are trait leaves with an `eq`/`in` discriminator that must all hold for the whole
+    condition to hold (the root, or children of a root `and`); a profile that fails one and
+    is not a member cannot enter, which lets the registry skip the segment cheaply.
+    """
+
+    run: Node
+    leaves: list[Leaf]
+    guards: list[TraitLeaf]
+
+
+def _cost(node: Mapping[str, Any]) -> int:
+    """Evaluation order inside and/or: cheap and selective first, history scans last."""
+    if "trait" in node:
+        return 0 if node["op"] in ("eq", "in") else 1
+    if "segment" in node:
+        return 1
+    if "event" in node:
+        return 3
+    return 2
+
+
+def _guards_of(
+    node: Mapping[str, Any], leaf_of: Callable[[Mapping[str, Any]], Leaf]
+) -> list[TraitLeaf]:
+    guards = []
+    for child in node.get("and", [node]):
+        if "trait" in child:
+            leaf = leaf_of(child)
+            if (
+                isinstance(leaf, TraitLeaf)
+                and leaf.discriminator is not None
+                and leaf.discriminator.kind == "eq"
+                and not leaf.time_dependent
+            ):
+                guards.append(leaf)
+    return guards
+
+
+def compile_condition(
+    condition: Mapping[str, Any], intern: Callable[[Mapping[str, Any]], Leaf]
+) -> CompiledCondition:
+    """Compile a validated condition; `intern` returns the shared leaf for a leaf node."""
+    leaves: list[Leaf] = []
+
+    def build(node: Mapping[str, Any]) -> Node:
+        if "and" in node:
+            children = [build(c) for c in sorted(node["and"], key=_cost)]
+            if len(children) == 1:
+                return children[0]
+
+            def all_of(ctx: EvaluationContext) -> bool:
+                for child in children:  # noqa: SIM110 - a loop: no generator on the hot path
+                    if not child(ctx):
+                        return False
+                return True
+
+            return all_of
+        if "or" in node:
+            children = [build(c) for c in sorted(node["or"], key=_cost)]
+            if len(children) == 1:
+                return children[0]
+
+            def any_of(ctx: EvaluationContext) -> bool:
+                for child in children:  # noqa: SIM110 - a loop: no generator on the hot path
+                    if child(ctx):
+                        return True
+                return False
+
+            return any_of
+        if "not" in node:
+            inner = build(node["not"])
+            return lambda ctx: not inner(ctx)
+        leaf = intern(node)
+        leaves.append(leaf)
+        if isinstance(leaf, SegmentLeaf):
+            return leaf.evaluate
+        evaluate = leaf.evaluate
+
+        def memoised(ctx: EvaluationContext) -> bool:
+            memo = ctx.memo
+            value = memo.get(leaf)
+            if value is None:
+                value = memo[leaf] = evaluate(ctx)
+            return value
+
+        return memoised
+
+    return CompiledCondition(build(condition), leaves, _guards_of(condition, intern))

@@ -1,0 +1,1 @@
+"""Property-based tests of the segment engine against the naive reference."""

@@ -7,8 +7,10 @@ import click
 from segstream.cli.generate import generate
 from segstream.cli.replay import replay
 from segstream.cli.rules import explain, validate
+from segstream.cli.worker import worker
 
 ALL: list[click.Command] = []
+ALL.append(worker)
 ALL.extend([validate, explain])
 ALL.append(replay)
 ALL.append(generate)

@@ -1,0 +1,60 @@
+# Development entry points; see README.md. Every target creates the virtualenv first.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+KAFKA := deploy/kafka-local/kafka.sh
+
+.PHONY: help venv run test lint unit integration kafka-start kafka-stop kafka-status kafka-fetch clean
+
+help:
+	@echo "make run          local Kafka broker + topics + segstream worker (Ctrl-C stops both)"
+	@echo "make test         lint (ruff, mypy, import contracts) and the whole pytest suite"
+	@echo "make lint         ruff check, ruff format --check, mypy, lint-imports"
+	@echo "make unit         tests that need no broker"
+	@echo "make integration  tests marked kafka (the fixture starts a broker)"
+	@echo "make kafka-start | kafka-stop | kafka-status   the local broker on 127.0.0.1:9092"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+run: $(STAMP)
+	deploy/kafka-local/run-worker.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+unit: $(STAMP)
+	$(BIN)/pytest -m "not kafka"
+
+integration: $(STAMP)
+	$(BIN)/pytest -m kafka
+
+test: lint
+	$(BIN)/pytest
+
+kafka-start:
+	$(KAFKA) start
+
+kafka-stop:
+	$(KAFKA) stop
+
+kafka-status:
+	$(KAFKA) status
+
+kafka-fetch:
+	$(KAFKA) fetch
+
+clean:
+	rm -rf .run .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from segstream.app.settings import WorkerSettings
 
@@ -26,7 +27,7 @@ class TopicSpec:
 
 
 def topic_specs(settings: WorkerSettings) -> list[TopicSpec]:
-    """The five topics of SPEC §2 with their partition counts and configs."""
+    """The topics of SPEC §2 and the worker's internal ones, with partitions and configs."""
     names = settings.topics
     partitions = settings.input_partitions
     # Inputs and dead letters take records over 1 MiB, so that an oversize input reaches
@@ -38,18 +39,28 @@ def topic_specs(settings: WorkerSettings) -> list[TopicSpec]:
         TopicSpec(names.segments, 1, {"cleanup.policy": "compact"}),
         TopicSpec(names.membership, partitions),
         TopicSpec(names.deadletter, partitions, dict(large)),
+        # Ticks are many and useless once consumed; segment changes are also kept in each
+        # partition's store, so a week of control records is plenty.
+        TopicSpec(names.control, partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
+        TopicSpec(names.changelog, partitions, {"cleanup.policy": "compact"}),
+        TopicSpec(names.status, 1, {"cleanup.policy": "compact"}),
     ]
 
 
-async def create_topics(bootstrap: str, specs: list[TopicSpec]) -> list[str]:
+async def create_topics(
+    client_kwargs: dict[str, Any], specs: list[TopicSpec], replication_factor: int = 1
+) -> list[str]:
     """Create the topics that are missing; returns the names it created."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_kwargs)
     await admin.start()
     try:
         response = await admin.create_topics(
-            [NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config) for spec in specs]
+            [
+                NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=spec.config)
+                for spec in specs
+            ]
         )
     finally:
         await admin.close()

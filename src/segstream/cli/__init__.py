@@ -16,7 +16,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    # Command modules import their heavy dependencies (faust, aiokafka) inside the command
+    # Command modules import their heavy dependencies (aiokafka, aiohttp) inside the command
     # body, so `segstream replay` and `validate` start fast.
     from segstream.cli import commands
 

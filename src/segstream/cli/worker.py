@@ -1,4 +1,4 @@
-"""`segstream worker`: creates the topics, then runs the Faust worker until SIGINT/SIGTERM."""
+"""`segstream worker`: creates the topics, then runs the worker until SIGINT/SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ __all__ = ["worker"]
 @click.option(
     "--create-topics-only",
     is_flag=True,
-    help="Create the topics of SPEC §2 (if missing) and exit.",
+    help="Create the topics (SPEC §2 and the internal ones) if missing, and exit.",
 )
 def worker(create_topics_only: bool) -> None:
     """Run the stream worker (settings from SEGSTREAM_* environment variables)."""
+    from segstream.app.logs import configure_logging
     from segstream.app.settings import SettingsError, WorkerSettings
     from segstream.app.topics import create_topics, topic_specs
 
@@ -24,17 +25,20 @@ def worker(create_topics_only: bool) -> None:
         settings = WorkerSettings.from_env()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
-    created = asyncio.run(create_topics(settings.bootstrap, topic_specs(settings)))
+    configure_logging(settings.log_level)
+    created = asyncio.run(
+        create_topics(settings.client_kwargs(), topic_specs(settings), settings.replication_factor)
+    )
     for name in created:
         click.echo(f"created topic {name}", err=True)
     if create_topics_only:
         return
 
-    import faust
+    from segstream.app.worker import Worker
 
-    from segstream.app.agent import register_agents
-    from segstream.app.app import build_app
-
-    built = build_app(settings)
-    register_agents(built)
-    faust.Worker(built.app, loglevel=settings.log_level).execute_from_commandline()
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is optional
+        asyncio.run(Worker(settings).run())
+    else:
+        uvloop.run(Worker(settings).run())

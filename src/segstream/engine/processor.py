@@ -156,8 +156,8 @@ class SegmentEngine:
             cause = {"kind": "profile_deleted", "event_id": deletion_id}
             rank = self.registry.rank
             for sid in sorted(state.members, key=lambda s: (rank.get(s, 0), s)):
-                segment = self.registry.segments[sid]
-                changes.append(self._transition(pid, state, segment, False, now, cause))
+                version = self.registry.segments[sid].version
+                changes.append(self._transition(pid, state, sid, version, False, now, cause))
         state.forget(deletion_id)
         return changes
 
@@ -264,18 +264,44 @@ class SegmentEngine:
             self._schedule_trait(state, parts, now)
 
     # -- segment lifecycle -----------------------------------------------------------------
-    def upsert_segment(
-        self, definition: Mapping[str, Any], fingerprint: bytes, now: int
-    ) -> list[MembershipChange]:
-        """Create or edit a (validated) segment and backfill it over every profile."""
+    def install_segment(
+        self, definition: Mapping[str, Any], fingerprint: bytes, version: int | None = None
+    ) -> str | None:
+        """Make a validated definition active; returns the backfill's cause kind
+        (`segment_created` / `segment_updated`), or None when nothing needs evaluating (a
+        name-only change, or a `version` older than the one already applied)."""
         registry = self.registry
         sid: str = definition["id"]
         current = registry.segments.get(sid)
         if current is not None and current.fingerprint == fingerprint:
-            registry.rename(definition)
-            return []
+            if version is None or version >= current.version:
+                registry.rename(definition)
+            return None
+        if version is not None and version <= registry.versions.get(sid, 0):
+            return None  # a repeat or an out-of-date control record
         kind = "segment_created" if current is None else "segment_updated"
-        registry.install(definition, registry.versions.get(sid, 0) + 1, fingerprint)
+        if version is None:
+            version = registry.versions.get(sid, 0) + 1
+        registry.install(definition, version, fingerprint)
+        return kind
+
+    def remove_segment(self, sid: str, version: int | None = None) -> int | None:
+        """Deactivate a segment; returns its version, or None when it was not active."""
+        registry = self.registry
+        if version is not None:
+            registry.versions[sid] = max(registry.versions.get(sid, 0), version)
+        if sid not in registry.segments:
+            return None
+        return registry.remove(sid).version
+
+    def upsert_segment(
+        self, definition: Mapping[str, Any], fingerprint: bytes, now: int
+    ) -> list[MembershipChange]:
+        """Create or edit a (validated) segment and backfill it over every profile."""
+        kind = self.install_segment(definition, fingerprint)
+        if kind is None:
+            return []
+        sid: str = definition["id"]
         changes: list[MembershipChange] = []
         for pid in list(self.store.profile_ids()):
             changes.extend(self.backfill_profile(pid, sid, kind, now))
@@ -284,9 +310,9 @@ class SegmentEngine:
     def backfill_profile(self, pid: str, sid: str, kind: str, now: int) -> list[MembershipChange]:
         """Evaluate one profile for a segment's new version (and its dependents)."""
         state = self.store.get(pid)
-        if state is None or not state.exists:
+        segment = self.registry.segments.get(sid)
+        if state is None or not state.exists or segment is None:
             return []
-        segment = self.registry.segments[sid]
         self._schedule_segment(state, segment, now)
         changes = self._evaluate(pid, state, {sid}, now, _lifecycle_cause(sid, kind))
         self._save(pid, state)
@@ -294,22 +320,26 @@ class SegmentEngine:
 
     def delete_segment(self, sid: str, now: int) -> list[MembershipChange]:
         """Delete a segment: every member leaves, dependents are re-evaluated."""
-        segment = self.registry.remove(sid)
+        version = self.remove_segment(sid)
+        if version is None:
+            return []
         changes: list[MembershipChange] = []
         for pid in list(self.store.profile_ids()):
-            changes.extend(self.leave_deleted(pid, segment, now))
+            changes.extend(self.leave_deleted(pid, sid, version, now))
         return changes
 
-    def leave_deleted(self, pid: str, segment: CompiledSegment, now: int) -> list[MembershipChange]:
-        """One profile's side of a segment deletion."""
+    def leave_deleted(self, pid: str, sid: str, version: int, now: int) -> list[MembershipChange]:
+        """One profile's side of a segment deletion (idempotent)."""
         state = self.store.get(pid)
-        if state is None or segment.id not in state.members:
+        if state is None or sid not in state.members:
             return []
-        changes = [self._transition(pid, state, segment, False, now, {"kind": "segment_deleted"})]
-        dependents = self.registry.dependents.get(segment.id, set())
+        changes = [
+            self._transition(pid, state, sid, version, False, now, {"kind": "segment_deleted"})
+        ]
+        dependents = self.registry.dependents.get(sid, set())
         changes.extend(
             self._evaluate(
-                pid, state, set(dependents), now, _lifecycle_cause(segment.id, "segment_deleted")
+                pid, state, set(dependents), now, _lifecycle_cause(sid, "segment_deleted")
             )
         )
         self._save(pid, state)
@@ -347,7 +377,9 @@ class SegmentEngine:
             truth = bool(segment.run(ctx))
             if truth == (sid in members):
                 continue
-            changes.append(self._transition(pid, state, segment, truth, now, cause_of(sid)))
+            changes.append(
+                self._transition(pid, state, sid, segment.version, truth, now, cause_of(sid))
+            )
             for dep in dependents.get(sid, ()):
                 if dep not in queued:
                     queued.add(dep)
@@ -358,18 +390,19 @@ class SegmentEngine:
     def _transition(
         pid: str,
         state: ProfileState,
-        segment: CompiledSegment,
+        sid: str,
+        version: int,
         entered: bool,
         now: int,
         cause: dict[str, str],
     ) -> MembershipChange:
-        seq = state.seqs.get(segment.id, 0) + 1
-        state.seqs[segment.id] = seq
+        seq = state.seqs.get(sid, 0) + 1
+        state.seqs[sid] = seq
         if entered:
-            state.members[segment.id] = now
+            state.members[sid] = now
         else:
-            state.members.pop(segment.id, None)
-        return MembershipChange(pid, segment.id, segment.version, seq, entered, now, cause)
+            state.members.pop(sid, None)
+        return MembershipChange(pid, sid, version, seq, entered, now, cause)
 
     def _save(self, pid: str, state: ProfileState) -> None:
         self.store.put(pid, state)

@@ -1,0 +1,464 @@
+"""One input partition at work: its store, its transactional producer and its engine.
+
+Every batch of records of partition `p` (inputs and control records, in the order read) is
+one Kafka transaction: membership events, dead letters, changelog records and the consumer
+offsets commit together, and only then do the staged writes reach the local RocksDB, with the
+changelog offset they correspond to. A crash anywhere leaves output, offsets and state
+consistent: the next owner restores the store from the changelog and resumes after the last
+committed offsets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from segstream.app.metrics import WorkerMetrics
+from segstream.app.settings import WorkerSettings
+from segstream.app.store import PartitionStore, meta_key, profile_key
+from segstream.engine.backfill import BackfillJob, BackfillQueue
+from segstream.engine.membership import MembershipChange
+from segstream.engine.processor import SegmentEngine
+from segstream.engine.registry import SegmentRegistry
+from segstream.errors import InvalidRecord
+from segstream.rules import condition_fingerprint
+from segstream.schemas.events import parse_input_record
+from segstream.state.codec import decode_profile, encode_profile
+from segstream.state.due_index import DueIndex
+from segstream.state.profile import ProfileState
+from segstream.timefmt import HOUR
+
+__all__ = ["PartitionWorker"]
+
+log = logging.getLogger("segstream.partition")
+
+_JOBS = "jobs"
+_SEGMENT = "seg:"
+_VERSION = "ver:"
+
+
+def wall_us() -> int:
+    """The wall clock in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+class BatchProfiles:
+    """The engine's view of the partition's profiles during one transaction."""
+
+    def __init__(self, store: PartitionStore) -> None:
+        self._store = store
+        self.loaded: dict[str, ProfileState] = {}
+        self.before: dict[str, dict[str, int]] = {}
+        self.dirty: set[str] = set()
+
+    def get(self, profile_id: str) -> ProfileState | None:
+        """The profile's state (decoded once per transaction)."""
+        state = self.loaded.get(profile_id)
+        if state is None:
+            raw = self._store.get(profile_key(profile_id))
+            if raw is None:
+                return None
+            state = self.loaded[profile_id] = decode_profile(raw)
+            self.before[profile_id] = dict(state.members)
+        return state
+
+    def put(self, profile_id: str, state: ProfileState) -> None:
+        """Mark a profile changed (written at the end of the transaction)."""
+        self.loaded[profile_id] = state
+        self.before.setdefault(profile_id, {})
+        self.dirty.add(profile_id)
+
+    def profile_ids(self) -> Iterable[str]:
+        """Every stored profile id, in key order."""
+        cursor: str | None = None
+        while batch := self._store.profile_ids_after(cursor, 1000):
+            yield from batch
+            cursor = batch[-1]
+
+
+class PartitionWorker:
+    """The processing of one input partition, owned by this worker until revoked."""
+
+    def __init__(
+        self,
+        partition: int,
+        settings: WorkerSettings,
+        metrics: WorkerMetrics,
+        group_id: str,
+    ) -> None:
+        self.partition = partition
+        self.settings = settings
+        self.metrics = metrics
+        self.group_id = group_id
+        self.topics = settings.topics
+        self.store: PartitionStore | None = None
+        self.producer: Any = None
+        self.registry = SegmentRegistry(settings.history_retention)
+        self.due = DueIndex()
+        self.jobs = BackfillQueue()
+        self.members: dict[str, int] = {}
+        self.now = 0
+        self.ready = False
+
+    @property
+    def store_path(self) -> Path:
+        """Where this partition's RocksDB lives."""
+        return self.settings.store_dir / f"partition-{self.partition}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Fence older owners, restore the store from the changelog, load the engine state."""
+        from aiokafka import AIOKafkaProducer
+
+        started = time.monotonic()
+        self.metrics.set_restoring(self.partition, True)
+        # Initialising the transactional id fences a zombie owner and aborts its open
+        # transaction, so the changelog's end is stable before the restore reads it.
+        self.producer = AIOKafkaProducer(
+            **self.settings.client_kwargs(),
+            transactional_id=f"{self.settings.app_id}-partition-{self.partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=512 * 1024,
+            max_request_size=4 * 1024 * 1024,
+        )
+        await self.producer.start()
+        self.store = PartitionStore(
+            self.store_path,
+            block_cache_bytes=self.settings.rocksdb_block_cache_bytes,
+            write_buffer_bytes=self.settings.rocksdb_write_buffer_bytes,
+        )
+        await self._restore()
+        self._load()
+        self.ready = True
+        self.metrics.set_restoring(self.partition, False)
+        self.metrics.restored(time.monotonic() - started)
+        log.info(
+            "partition %d ready in %.2fs: %d segments, %d timers, %d backfills",
+            self.partition,
+            time.monotonic() - started,
+            len(self.registry.segments),
+            len(self.due),
+            len(self.jobs.jobs),
+        )
+
+    async def close(self) -> None:
+        """Give the partition up (the open transaction, if any, is aborted by the broker)."""
+        self.ready = False
+        if self.producer is not None:
+            await self.producer.stop()
+            self.producer = None
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+        for segment_id in self.members:
+            self.metrics.set_members(segment_id, 0)
+
+    async def _restore(self) -> None:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        assert self.store is not None
+        tp = TopicPartition(self.topics.changelog, self.partition)
+        reader = AIOKafkaConsumer(
+            **self.settings.client_kwargs(),
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+        )
+        await reader.start()
+        try:
+            reader.assign([tp])
+            end = (await reader.end_offsets([tp]))[tp]
+            stored = self.store.changelog_offset()
+            start = stored + 1 if stored is not None else 0
+            if start > end:
+                # The store is ahead of its changelog (a recreated topic): rebuild from it.
+                log.warning("partition %d: store ahead of changelog, rebuilding", self.partition)
+                self.store.close()
+                PartitionStore.destroy(self.store_path)
+                self.store = PartitionStore(
+                    self.store_path,
+                    block_cache_bytes=self.settings.rocksdb_block_cache_bytes,
+                    write_buffer_bytes=self.settings.rocksdb_write_buffer_bytes,
+                )
+                start = 0
+            reader.seek(tp, start)
+            applied = 0
+            while await reader.position(tp) < end:
+                fetched = await reader.getmany(tp, timeout_ms=500, max_records=5000)
+                messages = fetched.get(tp, [])
+                if messages:
+                    self.store.apply_changelog(
+                        [(m.key, m.value) for m in messages], messages[-1].offset
+                    )
+                    applied += len(messages)
+            if applied:
+                log.info(
+                    "partition %d: restored %d changelog records from offset %d",
+                    self.partition,
+                    applied,
+                    start,
+                )
+        finally:
+            await reader.stop()
+
+    def _load(self) -> None:
+        assert self.store is not None
+        store = self.store
+        for profile_id, due in store.scan_due():
+            self.due.set(profile_id, due)
+        for segment_id, _profile_id in store.scan_members():
+            self.members[segment_id] = self.members.get(segment_id, 0) + 1
+        engine = self._engine(BatchProfiles(store))
+        for key, value in store.meta_items(_VERSION):
+            self.registry.versions[key] = int(value)
+        for _key, value in store.meta_items(_SEGMENT):
+            record = orjson.loads(value)
+            engine.install_segment(
+                _definition(record), condition_fingerprint(record["condition"]), record["version"]
+            )
+        self.jobs = BackfillQueue.decode(store.get(meta_key(_JOBS)))
+        for segment_id, count in self.members.items():
+            self.metrics.set_members(segment_id, count)
+
+    def _engine(self, profiles: BatchProfiles) -> SegmentEngine:
+        return SegmentEngine(self.registry, profiles, self.due)
+
+    # -- processing --------------------------------------------------------------------------
+    def has_work(self) -> bool:
+        """True when a timer is due or a backfill is pending (a tick has something to do)."""
+        head = self.due.peek()
+        return bool(self.jobs) or (head is not None and head[0] <= wall_us())
+
+    async def process(self, batch: list[tuple[Any, list[Any]]]) -> None:
+        """Process records of this partition (per topic-partition, in order) in one
+        transaction; with no records, fire due timers and run a backfill slice."""
+        assert self.store is not None and self.producer is not None
+        started = time.monotonic()
+        profiles = BatchProfiles(self.store)
+        engine = self._engine(profiles)
+        output = _Output(self, engine)
+        meta_dirty = False
+        await self.producer.begin_transaction()
+        try:
+            self.now = max(self.now, wall_us())
+            output.emit(engine.fire_due(self.now), None)
+            for tp, messages in batch:
+                topic = tp.topic
+                for message in messages:
+                    self.now = max(self.now, wall_us())
+                    output.emit(engine.fire_due(self.now), None)
+                    if topic == self.topics.control:
+                        meta_dirty |= self._control(engine, message)
+                    else:
+                        t0 = time.perf_counter()
+                        self._input(engine, topic, message, output)
+                        self.metrics.processing(time.perf_counter() - t0)
+            if self.jobs:
+                self.now = max(self.now, wall_us())
+                output.emit(
+                    self.jobs.advance(
+                        engine,
+                        self.store.profile_ids_after,
+                        self.settings.backfill_batch,
+                        self.now,
+                    ),
+                    None,
+                )
+                meta_dirty = True
+            if meta_dirty:
+                self.store.stage(meta_key(_JOBS), self.jobs.encode() if self.jobs else None)
+            changelog = self._stage_changes(profiles)
+            futures = await output.flush()
+            for key, value in changelog:
+                futures.append(
+                    await self.producer.send(
+                        self.topics.changelog, key=key, value=value, partition=self.partition
+                    )
+                )
+            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch if messages}
+            if offsets:
+                await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+            await self.producer.commit_transaction()
+        except BaseException:
+            self.metrics.transaction(False)
+            self.store.discard_staged()
+            raise
+        self.metrics.transaction(True)
+        results = await asyncio.gather(*futures)
+        changelog_offsets = [r.offset for r in results if r.topic == self.topics.changelog]
+        self.store.apply_staged(max(changelog_offsets) if changelog_offsets else None)
+        output.after_commit()
+        self.metrics.batch(time.monotonic() - started)
+
+    def _stage_changes(self, profiles: BatchProfiles) -> list[tuple[bytes, bytes | None]]:
+        assert self.store is not None
+        for profile_id in profiles.dirty:
+            state = profiles.loaded[profile_id]
+            self.store.stage_profile(
+                profile_id, encode_profile(state), state, profiles.before[profile_id]
+            )
+        return list(self.store.staged().items())
+
+    def _input(self, engine: SegmentEngine, topic: str, message: Any, output: _Output) -> None:
+        key = message.key
+        try:
+            key_text = key.decode() if key is not None else None
+        except UnicodeDecodeError:
+            key_text = "\ufffd"  # never equal to a profile id: a key mismatch
+        try:
+            event = parse_input_record(message.value or b"", key=key_text)
+            if event.at > self.now + HOUR:
+                raise InvalidRecord(
+                    "future_timestamp", "'at' is more than 1 hour ahead of the processing clock"
+                )
+        except InvalidRecord as exc:
+            self.metrics.consumed(topic, "invalid")
+            output.dead_letter(message, topic, exc)
+            return
+        self.metrics.consumed(topic, event.type)
+        if engine.is_duplicate(event):
+            return
+        changes = self.jobs.catch_up(engine, event.profile_id, self.now)
+        changes.extend(engine.apply(event, self.now))
+        output.emit(changes, message.timestamp)
+
+    def _control(self, engine: SegmentEngine, message: Any) -> bool:
+        """Apply a control record; True when the partition's meta changed."""
+        try:
+            body = orjson.loads(message.value)
+        except orjson.JSONDecodeError:
+            log.error("partition %d: unreadable control record skipped", self.partition)
+            return False
+        if body.get("kind") != "segment":
+            return False
+        record = body["record"]
+        assert self.store is not None
+        sid: str = record["id"]
+        version: int = record["version"]
+        try:
+            if record.get("deleted"):
+                removed = engine.remove_segment(sid, version)
+                self.store.stage(meta_key(_VERSION + sid), str(version).encode())
+                if removed is None:
+                    return True
+                self.store.stage(meta_key(_SEGMENT + sid), None)
+                self.jobs.add(
+                    BackfillJob(sid, "segment_deleted", removed, total=self.store.count_profiles())
+                )
+                return True
+            definition = _definition(record)
+            kind = engine.install_segment(
+                definition, condition_fingerprint(definition["condition"]), version
+            )
+        except Exception:
+            # A definition the writer accepted cannot fail here; if it does, keep the worker up.
+            log.exception(
+                "partition %d: segment record %s v%d skipped", self.partition, sid, version
+            )
+            return False
+        current = self.registry.segments.get(sid)
+        if current is not None and current.version == version:
+            self.store.stage(meta_key(_SEGMENT + sid), orjson.dumps(record))
+            self.store.stage(meta_key(_VERSION + sid), str(version).encode())
+        if kind is not None:
+            self.jobs.add(BackfillJob(sid, kind, version, total=self.store.count_profiles()))
+        return True
+
+    # -- status --------------------------------------------------------------------------------
+    def backlog(self) -> dict[str, int]:
+        """Profiles each pending backfill still has to evaluate (segments without one: 0)."""
+        remaining = dict.fromkeys(self.registry.segments, 0)
+        for job in self.jobs.jobs:
+            remaining[job.segment_id] = remaining.get(job.segment_id, 0) + max(
+                0, job.total - job.done
+            )
+        return remaining
+
+    def status(self) -> dict[str, Any]:
+        """This partition's segment versions, readiness and member counts (status topic)."""
+        segments = {}
+        for sid, segment in self.registry.segments.items():
+            job = self.jobs.pending(sid)
+            segments[sid] = {
+                "version": segment.version,
+                "members": self.members.get(sid, 0),
+                "ready": job is None,
+                "backfill_done": job.done if job is not None else None,
+                "backfill_total": job.total if job is not None else None,
+            }
+        return {"partition": self.partition, "segments": segments}
+
+
+def _definition(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in ("id", "name", "description", "condition") if k in record}
+
+
+class _Output:
+    """What one transaction sends: membership events and dead letters, plus their metrics."""
+
+    def __init__(self, owner: PartitionWorker, engine: SegmentEngine) -> None:
+        self.owner = owner
+        self.engine = engine
+        self._changes: list[MembershipChange] = []
+        self._pending: list[tuple[str, bytes | None, bytes | None, list[tuple[str, bytes]]]] = []
+
+    def emit(self, changes: list[MembershipChange], source_timestamp_ms: int | None) -> None:
+        if not changes:
+            return
+        owner = self.owner
+        metrics = owner.metrics
+        emitted = wall_us()
+        for change in changes:
+            record = orjson.dumps(change.to_record(emitted))
+            self._send(owner.topics.membership, change.profile_id.encode(), record, [])
+            self._changes.append(change)
+            if change.cause.get("kind") == "timer":
+                metrics.timer_lag(max(0, emitted - change.at) / 1e6)
+        if source_timestamp_ms is not None:
+            metrics.end_to_end(max(0.0, emitted / 1e6 - source_timestamp_ms / 1e3))
+
+    def dead_letter(self, message: Any, topic: str, error: InvalidRecord) -> None:
+        headers = [
+            ("segstream.error.kind", error.kind.encode()),
+            ("segstream.error.message", error.message.encode()),
+            ("segstream.source.topic", topic.encode()),
+            ("segstream.source.partition", str(message.partition).encode()),
+            ("segstream.source.offset", str(message.offset).encode()),
+        ]
+        self._send(self.owner.topics.deadletter, message.key, message.value, headers)
+        self.owner.metrics.dead_letter(error.kind)
+
+    def _send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self._pending.append((topic, key, value, headers))
+
+    async def flush(self) -> list[Any]:
+        """Hand every record to the producer, in order; returns their delivery futures."""
+        producer = self.owner.producer
+        partition = self.owner.partition
+        futures = []
+        for topic, key, value, headers in self._pending:
+            futures.append(
+                await producer.send(
+                    topic, key=key, value=value, partition=partition, headers=headers or None
+                )
+            )
+        self._pending.clear()
+        return futures
+
+    def after_commit(self) -> None:
+        owner = self.owner
+        for change in self._changes:
+            owner.metrics.membership_change(change.segment_id, change.entered)
+            owner.members[change.segment_id] = owner.members.get(change.segment_id, 0) + (
+                1 if change.entered else -1
+            )
+            owner.metrics.set_members(change.segment_id, owner.members[change.segment_id])

@@ -1,0 +1,242 @@
+"""One input partition's RocksDB store: profile states, partition meta, and derived indexes.
+
+Key layout (one rocksdict DB per partition):
+
+    p<profile id>                 encoded ProfileState          changelogged
+    m<name>                       partition meta (catalogue, backfills)  changelogged
+    n<profile id>                 next due instant, 8 bytes     derived (rebuilt on restore)
+    s<segment id>\\0<profile id>   entered instant, 8 bytes      derived: the member index
+    \\0changelog-offset            last changelog offset applied
+
+Writes of a transaction are staged and reach RocksDB only after the transaction commits
+(`apply_staged`), together with the changelog offset they correspond to; reads see the staged
+values. The derived keys are recomputed from the old and new state of each profile written.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+
+from segstream.state.codec import decode_profile
+from segstream.state.profile import ProfileState
+
+__all__ = ["OFFSET_KEY", "PartitionStore", "profile_key"]
+
+OFFSET_KEY = b"\x00changelog-offset"
+_PROFILE = b"p"
+_META = b"m"
+_DUE = b"n"
+_MEMBER = b"s"
+_SEP = b"\x00"
+
+
+def profile_key(profile_id: str) -> bytes:
+    """The store (and changelog) key of a profile's state."""
+    return _PROFILE + profile_id.encode()
+
+
+def meta_key(name: str) -> bytes:
+    """The store (and changelog) key of a partition meta entry."""
+    return _META + name.encode()
+
+
+def _member_key(segment_id: str, profile_id: str) -> bytes:
+    return _MEMBER + segment_id.encode() + _SEP + profile_id.encode()
+
+
+def _instant(us: int) -> bytes:
+    return us.to_bytes(8, "big", signed=True)
+
+
+class PartitionStore:
+    """The RocksDB store of one input partition."""
+
+    def __init__(self, path: Path, *, block_cache_bytes: int, write_buffer_bytes: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        options = Options(raw_mode=True)
+        options.create_if_missing(True)
+        table = BlockBasedOptions()
+        table.set_block_cache(Cache(block_cache_bytes))
+        options.set_block_based_table_factory(table)
+        options.set_write_buffer_size(write_buffer_bytes)
+        self._db = Rdict(str(path), options)
+        self._staged: dict[bytes, bytes | None] = {}
+        # Derived-key updates of the staged profiles: (id, next due, members before, after).
+        self._derived: dict[str, tuple[int | None, dict[str, int], dict[str, int]]] = {}
+
+    def close(self) -> None:
+        """Close the DB (staged writes are dropped)."""
+        self._staged.clear()
+        self._db.close()
+
+    @staticmethod
+    def destroy(path: Path) -> None:
+        """Delete a store directory (its contents are rebuilt from the changelog)."""
+        shutil.rmtree(path, ignore_errors=True)
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, key: bytes) -> bytes | None:
+        """A value, staged or stored."""
+        if key in self._staged:
+            return self._staged[key]
+        value: bytes | None = self._db.get(key)
+        return value
+
+    def changelog_offset(self) -> int | None:
+        """The last changelog offset this store reflects."""
+        raw = self._db.get(OFFSET_KEY)
+        return int(raw) if raw is not None else None
+
+    def profile_ids_after(self, cursor: str | None, limit: int) -> list[str]:
+        """Up to `limit` stored profile ids after `cursor`, in key order."""
+        start = profile_key(cursor) + _SEP if cursor is not None else _PROFILE
+        found: list[str] = []
+        it = self._db.iter()
+        it.seek(start)
+        while it.valid() and len(found) < limit:
+            key: bytes = it.key()
+            if not key.startswith(_PROFILE):
+                break
+            found.append(key[1:].decode())
+            it.next()
+        return found
+
+    def count_profiles(self) -> int:
+        """How many profiles the store holds (a key scan)."""
+        return sum(1 for _ in self._prefix(_PROFILE))
+
+    def scan_due(self) -> Iterator[tuple[str, int]]:
+        """Every (profile id, next due instant) stored, to rebuild the in-memory index."""
+        yield from (
+            (k[1:].decode(), int.from_bytes(v, "big", signed=True)) for k, v in self._prefix(_DUE)
+        )
+
+    def scan_members(self) -> Iterator[tuple[str, str]]:
+        """Every (segment id, profile id) membership stored."""
+        for key, _ in self._prefix(_MEMBER):
+            segment, _, profile = key[1:].partition(_SEP)
+            yield segment.decode(), profile.decode()
+
+    def members_after(self, segment_id: str, cursor: str | None, limit: int) -> list[str]:
+        """Up to `limit` members of a segment after `cursor`, in key order."""
+        prefix = _MEMBER + segment_id.encode() + _SEP
+        start = prefix + cursor.encode() + _SEP if cursor is not None else prefix
+        found: list[str] = []
+        it = self._db.iter()
+        it.seek(start)
+        while it.valid() and len(found) < limit:
+            key: bytes = it.key()
+            if not key.startswith(prefix):
+                break
+            found.append(key[len(prefix) :].decode())
+            it.next()
+        return found
+
+    def meta_items(self, prefix: str) -> Iterator[tuple[str, bytes]]:
+        """Stored meta entries whose name starts with `prefix` (name without it, value)."""
+        start = meta_key(prefix)
+        for key, value in self._prefix(start):
+            yield key[len(start) :].decode(), value
+
+    def _prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        it = self._db.iter()
+        it.seek(prefix)
+        while it.valid():
+            key: bytes = it.key()
+            if not key.startswith(prefix):
+                return
+            yield key, it.value()
+            it.next()
+
+    # -- writes ------------------------------------------------------------------------------
+    def stage(self, key: bytes, value: bytes | None) -> None:
+        """Stage a changelogged meta write (None deletes) for the open transaction."""
+        self._staged[key] = value
+
+    def stage_profile(
+        self, profile_id: str, encoded: bytes, state: ProfileState, members_before: dict[str, int]
+    ) -> bytes:
+        """Stage a profile's new state (the caller knows what it was); returns its key."""
+        key = profile_key(profile_id)
+        self._staged[key] = encoded
+        previous = self._derived.get(profile_id)
+        before = previous[1] if previous is not None else members_before
+        self._derived[profile_id] = (state.next_due, before, dict(state.members))
+        return key
+
+    def staged(self) -> dict[bytes, bytes | None]:
+        """The writes staged so far."""
+        return self._staged
+
+    def discard_staged(self) -> None:
+        """Forget the staged writes (the transaction was aborted)."""
+        self._staged.clear()
+        self._derived.clear()
+
+    def apply_staged(self, changelog_offset: int | None) -> None:
+        """Write the staged values (and their derived keys) after a commit."""
+        batch = WriteBatch(raw_mode=True)
+        for key, value in self._staged.items():
+            if value is None:
+                batch.delete(key)
+            else:
+                batch.put(key, value)
+        for profile_id, (due, before, after) in self._derived.items():
+            self._derive(batch, profile_id, due, before, after)
+        if changelog_offset is not None:
+            batch.put(OFFSET_KEY, str(changelog_offset).encode())
+        self._db.write(batch)
+        self._staged.clear()
+        self._derived.clear()
+
+    def apply_changelog(self, records: list[tuple[bytes, bytes | None]], offset: int) -> None:
+        """Apply changelog records read during a restore, up to `offset`."""
+        batch = WriteBatch(raw_mode=True)
+        latest: dict[bytes, bytes | None] = {}
+        for key, value in records:
+            latest[key] = value
+        for key, value in latest.items():
+            self._write(batch, key, value)
+        batch.put(OFFSET_KEY, str(offset).encode())
+        self._db.write(batch)
+
+    def _write(self, batch: WriteBatch, key: bytes, value: bytes | None) -> None:
+        if key.startswith(_PROFILE):
+            old_raw = self._db.get(key)
+            old = decode_profile(old_raw) if old_raw is not None else None
+            new = decode_profile(value) if value is not None else None
+            self._derive(
+                batch,
+                key[1:].decode(),
+                new.next_due if new is not None else None,
+                old.members if old is not None else {},
+                new.members if new is not None else {},
+            )
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+
+    @staticmethod
+    def _derive(
+        batch: WriteBatch,
+        profile_id: str,
+        due: int | None,
+        before: dict[str, int],
+        after: dict[str, int],
+    ) -> None:
+        due_key = _DUE + profile_id.encode()
+        if due is None:
+            batch.delete(due_key)
+        else:
+            batch.put(due_key, _instant(due))
+        for segment_id in before.keys() - after.keys():
+            batch.delete(_member_key(segment_id, profile_id))
+        for segment_id, entered in after.items():
+            if before.get(segment_id) != entered:
+                batch.put(_member_key(segment_id, profile_id), _instant(entered))

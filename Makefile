@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KAFKA := deploy/kafka-local/kafka.sh
 
-.PHONY: help venv run test lint unit integration kafka-start kafka-stop kafka-status kafka-fetch clean
+.PHONY: help venv run test lint unit integration ops-tools kafka-start kafka-stop kafka-status kafka-fetch clean
 
 help:
 	@echo "make run          local Kafka broker + topics + segstream worker (Ctrl-C stops both)"
@@ -35,13 +35,17 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-unit: $(STAMP)
+# promtool (Debian's prometheus package) checks the alert rules and scrape config.
+ops-tools:
+	deploy/tools/ensure-promtool.sh
+
+unit: $(STAMP) ops-tools
 	$(BIN)/pytest -m "not kafka"
 
 integration: $(STAMP)
 	$(BIN)/pytest -m kafka
 
-test: lint
+test: lint ops-tools
 	$(BIN)/pytest
 
 kafka-start:

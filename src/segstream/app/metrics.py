@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = [
@@ -219,8 +221,9 @@ class WorkerMetrics:
 
     def forget_segment(self, segment: str) -> None:
         """Drop a deleted segment's gauges (counters stay, so rates stay continuous)."""
-        self._members.remove(segment)
-        self._backfill.remove(segment)
+        for gauge in (self._members, self._backfill):
+            with contextlib.suppress(KeyError):  # never set on this worker
+                gauge.remove(segment)
 
     # Partitions and readiness.
 

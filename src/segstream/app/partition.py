@@ -158,8 +158,6 @@ class PartitionWorker:
         if self.store is not None:
             self.store.close()
             self.store = None
-        for segment_id in self.members:
-            self.metrics.set_members(segment_id, 0)
 
     async def _restore(self) -> None:
         from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -216,16 +214,16 @@ class PartitionWorker:
         for segment_id, _profile_id in store.scan_members():
             self.members[segment_id] = self.members.get(segment_id, 0) + 1
         engine = self._engine(BatchProfiles(store))
-        for key, value in store.meta_items(_VERSION):
-            self.registry.versions[key] = int(value)
         for _key, value in store.meta_items(_SEGMENT):
             record = orjson.loads(value)
             engine.install_segment(
                 _definition(record), condition_fingerprint(record["condition"]), record["version"]
             )
+        # Versions last: a version already known would make the install above a no-op.
+        for key, value in store.meta_items(_VERSION):
+            versions = self.registry.versions
+            versions[key] = max(versions.get(key, 0), int(value))
         self.jobs = BackfillQueue.decode(store.get(meta_key(_JOBS)))
-        for segment_id, count in self.members.items():
-            self.metrics.set_members(segment_id, count)
 
     def _engine(self, profiles: BatchProfiles) -> SegmentEngine:
         return SegmentEngine(self.registry, profiles, self.due)
@@ -461,4 +459,3 @@ class _Output:
             owner.members[change.segment_id] = owner.members.get(change.segment_id, 0) + (
                 1 if change.entered else -1
             )
-            owner.metrics.set_members(change.segment_id, owner.members[change.segment_id])

@@ -51,6 +51,7 @@ class Worker:
         self.side_producer: Any = None
         self.catalogue = SegmentCatalogue(settings)
         self.web: HealthWeb | None = None
+        self._reported_segments: set[str] = set()
 
     # -- readiness ------------------------------------------------------------------------
     def is_ready(self) -> bool:
@@ -185,6 +186,7 @@ class Worker:
             for partition in sorted(set(self.partitions) - partitions):
                 log.info("partition %d revoked", partition)
                 await _quietly(self.partitions.pop(partition).close())
+                self._forget_partition(partition)
             self.assigned = partitions
             for partition in sorted(partitions - set(self.partitions)):
                 log.info("partition %d assigned", partition)
@@ -194,6 +196,30 @@ class Worker:
             self.metrics.set_assigned(len(partitions))
             self.metrics.set_ready(self.is_ready())
         await self._reconcile()
+
+    def _forget_partition(self, partition: int) -> None:
+        # The new owner reports this partition now; stale gauges here would count it twice.
+        topics = self.settings.topics
+        for topic in (topics.profiles, topics.activity, topics.control):
+            self.metrics.forget_lag(topic, partition)
+        self.metrics.forget_partition(partition)
+
+    def _report_members(self) -> None:
+        """Members per segment over this worker's partitions (a gauge per segment)."""
+        totals: dict[str, int] = {}
+        for worker in self.partitions.values():
+            for segment_id in worker.registry.segments:
+                totals[segment_id] = totals.get(segment_id, 0) + worker.members.get(segment_id, 0)
+        for segment_id in self._reported_segments - totals.keys():
+            self.metrics.forget_segment(segment_id)
+        backlog: dict[str, int] = dict.fromkeys(totals, 0)
+        for worker in self.partitions.values():
+            for segment_id, count in worker.backlog().items():
+                backlog[segment_id] = backlog.get(segment_id, 0) + count
+        for segment_id, count in totals.items():
+            self.metrics.set_members(segment_id, count)
+            self.metrics.set_backfill_remaining(segment_id, backlog.get(segment_id, 0))
+        self._reported_segments = set(totals)
 
     # -- background -------------------------------------------------------------------------
     async def _ticker(self) -> None:
@@ -236,6 +262,7 @@ class Worker:
         while not self._stopping.is_set():
             await asyncio.sleep(STATUS_INTERVAL_S)
             self.metrics.set_ready(self.is_ready())
+            self._report_members()
             await self._reconcile()
             for partition, worker in list(self.partitions.items()):
                 if not worker.ready:
@@ -246,8 +273,7 @@ class Worker:
                 await self.side_producer.send(
                     topics.status, key=str(partition).encode(), value=orjson.dumps(status)
                 )
-                for segment_id, count in worker.backlog().items():
-                    self.metrics.set_backfill_remaining(segment_id, count)
+
             await self._report_lag()
 
     async def _report_lag(self) -> None:

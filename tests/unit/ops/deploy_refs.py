@@ -1,0 +1,140 @@
+"""Reads the deploy/ files and finds the metric names the dashboard and alert rules use."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = REPO_ROOT / "deploy"
+DASHBOARD = DEPLOY / "grafana" / "segstream.json"
+PROMETHEUS_CONFIG = DEPLOY / "prometheus" / "prometheus.yml"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+COMPOSE = DEPLOY / "compose.yaml"
+K8S = DEPLOY / "k8s"
+DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
+SETTINGS_SOURCE = REPO_ROOT / "src" / "segstream" / "app" / "settings.py"
+
+# Series Prometheus makes itself for every scrape target; no worker exports them.
+PROMETHEUS_OWN_SERIES = frozenset({"up"})
+# Histograms are exported as <base>_bucket/_sum/_count; queries name those, the worker the base.
+_HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+_PROMQL_KEYWORDS = frozenset(
+    {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset"}
+    | {"and", "or", "unless", "atan2", "inf", "nan"}
+)
+_LABEL_LISTS = re.compile(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)")
+_IDENTIFIER = re.compile(r"(?<![\w.$:])([a-zA-Z_:][a-zA-Z0-9_:]*)(?!\s*\(|[\w:])")
+
+
+def dashboard() -> dict[str, Any]:
+    """deploy/grafana/segstream.json."""
+    data: dict[str, Any] = json.loads(DASHBOARD.read_text())
+    return data
+
+
+def dashboard_exprs() -> list[str]:
+    """Every PromQL expression of the dashboard: panel targets and query variables."""
+    exprs = [
+        target["expr"]
+        for panel in dashboard()["panels"]
+        for target in panel.get("targets", [])
+        if "expr" in target
+    ]
+    for variable in dashboard()["templating"]["list"]:
+        query = variable.get("query")
+        if variable.get("type") == "query":
+            exprs.append(query["query"] if isinstance(query, dict) else query)
+    return exprs
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    """The rules of deploy/prometheus/alerts.yml, all groups."""
+    doc = yaml.safe_load(ALERTS.read_text())
+    return [rule for group in doc["groups"] for rule in group["rules"]]
+
+
+def metric_names(expr: str) -> set[str]:
+    """Series names a PromQL expression selects (histograms as <base>_bucket etc.).
+
+    A small lexer, not a parser: strings, label matchers, ranges and label lists are removed;
+    what is left that is an identifier and not a function call or keyword is a metric name.
+    Grafana's `label_values(metric, label)` names its metric first.
+    """
+    grafana = re.fullmatch(r"\s*label_values\(\s*([^,\s)]+)\s*,.*\)\s*", expr)
+    if grafana:
+        expr = grafana.group(1)
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)
+    text = re.sub(r"\{[^}]*\}", " ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = _LABEL_LISTS.sub(" ", text)
+    return {word for word in _IDENTIFIER.findall(text) if word.lower() not in _PROMQL_KEYWORDS}
+
+
+def referenced_metrics() -> dict[str, set[str]]:
+    """{metric name: where it is used} over the dashboard and the alert rules."""
+    used: dict[str, set[str]] = {}
+    for expr in dashboard_exprs():
+        for name in metric_names(expr):
+            used.setdefault(name, set()).add("dashboard")
+    for rule in alert_rules():
+        for name in metric_names(rule["expr"]):
+            used.setdefault(name, set()).add(f"alert {rule['alert']}")
+    return used
+
+
+def exported_series(exposition: str) -> dict[str, str]:
+    """{series name a query can select: its family} for Prometheus text.
+
+    Counters are selected as <name>_total, histograms as <base>_bucket, _sum and _count;
+    a family is listed even before it has samples (its `# TYPE` line is enough).
+    """
+    series: dict[str, str] = {}
+    for line in exposition.splitlines():
+        if not line.startswith("# TYPE "):
+            continue
+        name, kind = line.split()[2:4]
+        if kind == "counter":
+            family = name if name.endswith("_total") else f"{name}_total"
+            series[family] = family
+        elif kind == "histogram":
+            for suffix in _HISTOGRAM_SUFFIXES:
+                series[name + suffix] = name
+        else:
+            series[name] = name
+    return series
+
+
+def unexported(exposition: str) -> dict[str, set[str]]:
+    """Metrics the dashboard or alert rules use that `exposition` lacks, with where used."""
+    series = exported_series(exposition)
+    return {
+        name: where
+        for name, where in referenced_metrics().items()
+        if name not in series and name not in PROMETHEUS_OWN_SERIES
+    }
+
+
+def settings_variables() -> set[str]:
+    """SEGSTREAM_* variables WorkerSettings.from_env reads (from its source)."""
+    names = re.findall(r'reader\.\w+\(\s*"([A-Z0-9_]+)"', SETTINGS_SOURCE.read_text())
+    return {f"SEGSTREAM_{name}" for name in names}
+
+
+def k8s_documents() -> dict[str, list[dict[str, Any]]]:
+    """Every YAML document under deploy/k8s, by file name."""
+    return {
+        path.name: [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+        for path in sorted(K8S.glob("*.yaml"))
+    }
+
+
+def k8s_object(kind: str) -> dict[str, Any]:
+    """The one object of `kind` in deploy/k8s."""
+    found = [doc for docs in k8s_documents().values() for doc in docs if doc["kind"] == kind]
+    assert len(found) == 1, f"{len(found)} objects of kind {kind}"
+    return found[0]

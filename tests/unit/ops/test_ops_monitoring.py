@@ -1,0 +1,150 @@
+"""The dashboard and alert rules: valid, and only about metrics the worker exports."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+from deploy_refs import (
+    ALERTS,
+    PROMETHEUS_CONFIG,
+    alert_rules,
+    dashboard,
+    dashboard_exprs,
+    k8s_object,
+    metric_names,
+    referenced_metrics,
+    unexported,
+)
+
+from segstream.app.metrics import METRIC_NAMES, WorkerMetrics
+
+promtool = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    promtool is None, reason="promtool missing: run deploy/tools/ensure-promtool.sh"
+)
+
+
+def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
+    assert promtool is not None
+    return subprocess.run(
+        [promtool, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_dashboard_and_alerts_use_only_metrics_a_worker_exports() -> None:
+    # The offline twin of tests/integration/test_ops_live_metrics.py: a fresh WorkerMetrics
+    # declares every family, so this catches a typo before any broker is started.
+    assert unexported(WorkerMetrics().render().decode()) == {}
+
+
+def test_dashboard_shows_what_the_issue_asks_for() -> None:
+    used = {name for name, where in referenced_metrics().items() if "dashboard" in where}
+    titles = " | ".join(panel["title"].lower() for panel in dashboard()["panels"])
+    wanted = {
+        "throughput": "segstream_events_consumed_total",
+        "end-to-end latency": "segstream_end_to_end_latency_seconds_bucket",
+        "consumer lag": "segstream_consumer_lag_records",
+        "membership changes": "segstream_membership_changes_total",
+        "members per segment": "segstream_segment_members",
+        "dead letters": "segstream_dead_letters_total",
+        "timer lag": "segstream_timer_lag_seconds_bucket",
+        "backfill progress": "segstream_backfill_remaining_profiles",
+        "ready": "segstream_ready",
+        "restoring": "segstream_partition_restoring",
+    }
+    for title, metric in wanted.items():
+        assert title in titles, title
+        assert metric in used, metric
+    latency = [e for e in dashboard_exprs() if "end_to_end_latency" in e]
+    assert {q for e in latency for q in re.findall(r"histogram_quantile\((0\.\d+)", e)} >= {
+        "0.5",
+        "0.95",
+        "0.99",
+    }
+
+
+def test_every_contract_metric_is_on_the_dashboard() -> None:
+    used = {name.removesuffix("_bucket").removesuffix("_count") for name in referenced_metrics()}
+    assert set(METRIC_NAMES) <= used
+
+
+def test_dashboard_is_well_formed_for_provisioning_and_import() -> None:
+    board = dashboard()
+    assert board["uid"] == "segstream"
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    variables = {v["name"]: v for v in board["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    for panel in board["panels"]:
+        if panel["type"] == "row":
+            continue
+        # The data source is a variable, so the JSON works in any Grafana, not only ours.
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert 'instance=~"$instance"' in target["expr"], panel["title"]
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24
+
+
+def test_alerts_cover_the_issue_cases_and_carry_severity_and_summary() -> None:
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    by_metric = {
+        "lag growing": "segstream_consumer_lag_records",
+        "dead letters": "segstream_dead_letters_total",
+        "timer lag": "segstream_timer_lag_seconds_bucket",
+        "not ready": "segstream_ready",
+        "latency objective": "segstream_end_to_end_latency_seconds_bucket",
+    }
+    for case, metric in by_metric.items():
+        assert any(metric in metric_names(rule["expr"]) for rule in rules.values()), case
+    for name, rule in rules.items():
+        assert name.startswith("Segstream")
+        assert rule["labels"]["severity"] in ("warning", "critical")
+        assert rule["annotations"]["summary"]
+
+
+def test_prometheus_rule_for_the_operator_equals_alerts_yml() -> None:
+    rule = k8s_object("PrometheusRule")
+    assert rule["spec"] == yaml.safe_load(ALERTS.read_text())
+
+
+def test_scrape_config_targets_the_compose_workers() -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "segstream"]
+    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    assert targets == ["worker-1:6066", "worker-2:6066"]
+    assert config["rule_files"] == ["alerts.yml"]
+
+
+@needs_promtool
+def test_promtool_check_config() -> None:
+    result = run_promtool("check", "config", str(PROMETHEUS_CONFIG))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_promtool_check_rules() -> None:
+    result = run_promtool("check", "rules", str(ALERTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@needs_promtool
+def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
+    # promtool parses recording rules; Grafana's variables become what Grafana would send.
+    replacements = {"$__rate_interval": "1m", "$__range": "1h", "$instance": ".*"}
+    rules = []
+    for index, expr in enumerate(e for e in dashboard_exprs() if "label_values" not in e):
+        for variable, value in replacements.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, expr
+        rules.append({"record": f"dashboard:query_{index}", "expr": expr})
+    path = tmp_path / "dashboard-rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    result = run_promtool("check", "rules", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -5,8 +5,11 @@ from __future__ import annotations
 import click
 
 from segstream.cli.generate import generate
+from segstream.cli.produce import produce
 from segstream.cli.replay import replay
 from segstream.cli.rules import explain, validate
+from segstream.cli.segments import segments
+from segstream.cli.tail import tail
 from segstream.cli.worker import worker
 
 ALL: list[click.Command] = []
@@ -14,3 +17,4 @@ ALL.append(worker)
 ALL.extend([validate, explain])
 ALL.append(replay)
 ALL.append(generate)
+ALL.extend([segments, tail, produce])

@@ -269,6 +269,8 @@ class Worker:
                     continue
                 status = worker.status()
                 status["worker"] = self.settings.worker_id
+                # Where this worker answers HTTP: peers forward partition-owned requests here.
+                status["web"] = self.web.url if self.web is not None else None
                 status["at"] = format_instant(time.time_ns() // 1000)
                 await self.side_producer.send(
                     topics.status, key=str(partition).encode(), value=orjson.dumps(status)

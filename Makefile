@@ -9,10 +9,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KAFKA := deploy/kafka-local/kafka.sh
 
-.PHONY: help venv run test lint unit integration ops-tools kafka-start kafka-stop kafka-status kafka-fetch clean
+.PHONY: help venv run test lint unit integration chaos ops-tools kafka-start kafka-stop kafka-status kafka-fetch clean
 
 help:
-	@echo "make run          local Kafka broker + topics + segstream worker (Ctrl-C stops both)"
+	@echo "make run          local Kafka broker, worker, demo segments and a live stream (Ctrl-C stops all)"
 	@echo "make test         lint (ruff, mypy, import contracts) and the whole pytest suite"
 	@echo "make lint         ruff check, ruff format --check, mypy, lint-imports"
 	@echo "make unit         tests that need no broker"
@@ -47,6 +47,11 @@ integration: $(STAMP)
 
 test: lint ops-tools
 	$(BIN)/pytest
+
+# Chaos rounds on a broker of their own; SEGSTREAM_CHAOS_DURATION seconds (default 600),
+# SEGSTREAM_CHAOS_SEED to repeat a run.
+chaos: $(STAMP)
+	$(BIN)/python tests/chaos/chaos.py $${SEGSTREAM_CHAOS_SEED:+--seed "$$SEGSTREAM_CHAOS_SEED"}
 
 kafka-start:
 	$(KAFKA) start

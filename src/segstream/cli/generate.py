@@ -7,25 +7,10 @@ from pathlib import Path
 
 import click
 
-from segstream.timefmt import SECOND, format_instant, parse_duration, parse_instant
+from segstream.cli.params import duration, instant
+from segstream.timefmt import SECOND, format_instant
 
 __all__ = ["generate"]
-
-
-def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.command()
@@ -51,17 +36,17 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
     type=click.Path(file_okay=False, path_type=Path),
     help="Directory for segments.json and events.jsonl (created if missing).",
 )
-@click.option("--start", callback=_instant, help="First instant of the span of event times.")
+@click.option("--start", callback=instant, help="First instant of the span of event times.")
 @click.option(
     "--end",
-    callback=_instant,
+    callback=instant,
     help="Last instant of the span (default 2026-11-28T00:00:00Z); ignored with --start.",
 )
 @click.option(
     "--span",
     default="30d",
     show_default=True,
-    callback=_duration,
+    callback=duration,
     help="Length of the span of event times.",
 )
 @click.option(

@@ -10,25 +10,9 @@ from typing import BinaryIO
 import click
 import orjson
 
-from segstream.timefmt import parse_duration, parse_instant
+from segstream.cli.params import duration, instant, load_definitions
 
 __all__ = ["replay"]
-
-
-def _instant(_ctx: click.Context, _param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_instant(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
-def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 @click.command()
@@ -46,7 +30,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="JSON lines: input events and segment.upserted / segment.deleted records.",
 )
-@click.option("--until", callback=_instant, help="Fire the timers due at or before this time.")
+@click.option("--until", callback=instant, help="Fire the timers due at or before this time.")
 @click.option(
     "--out",
     "out_path",
@@ -58,7 +42,7 @@ def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> int:
     "--history-retention",
     default="365d",
     show_default=True,
-    callback=_duration,
+    callback=duration,
     help="How long activity history is kept.",
 )
 def replay(
@@ -72,14 +56,7 @@ def replay(
     """Replay SEGMENTS and EVENTS through the engine and print membership events."""
     from segstream.engine.replay import ReplaySession, replay_lines
 
-    try:
-        definitions = orjson.loads(segments_path.read_bytes())
-    except orjson.JSONDecodeError as exc:
-        raise click.ClickException(f"{segments_path}: not valid JSON ({exc})") from None
-    if isinstance(definitions, dict):
-        definitions = [definitions]
-    if not isinstance(definitions, list):
-        raise click.ClickException(f"{segments_path}: expected a JSON array of definitions")
+    definitions = load_definitions(segments_path)
 
     invalid = 0
     session = ReplaySession(history_retention=history_retention)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import click
 import orjson
 
+from segstream.cli.params import load_definitions
 from segstream.errors import Problem
 from segstream.rules import (
     ConditionFacts,
@@ -16,24 +16,10 @@ from segstream.rules import (
     transitively_time_dependent,
     validate_definition,
 )
-from segstream.schemas.jsontext import loads_exact
 from segstream.schemas.vocabulary import SEGMENT_ID
 from segstream.timefmt import parse_duration
 
 __all__ = ["explain", "validate"]
-
-
-def _load_definitions(path: str) -> list[Any]:
-    """The definitions in FILE: one object or a JSON array; exits with status 1 if unreadable."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        parsed = loads_exact(data)
-    except ValueError as exc:
-        raise click.ClickException(f"{path} is not valid JSON: {exc}") from None
-    return parsed if isinstance(parsed, list) else [parsed]
 
 
 def _label(index: int, raw: object) -> str:
@@ -79,7 +65,7 @@ _retention_option = click.option(
 @_retention_option
 def validate(file: str, history_retention: int) -> None:
     """Check the segment definitions in FILE (one object or a JSON array), in order."""
-    definitions = _load_definitions(file)
+    definitions = load_definitions(file)
     invalid = 0
     for index, raw, problems in _checked(definitions, history_retention):
         if problems:
@@ -97,7 +83,7 @@ def validate(file: str, history_retention: int) -> None:
 @_retention_option
 def explain(file: str, history_retention: int) -> None:
     """Print what each definition in FILE reads and whether time alone can change it."""
-    definitions = _load_definitions(file)
+    definitions = load_definitions(file)
     known: dict[str, ConditionFacts] = {}
     invalid = 0
     for index, raw, problems in _checked(definitions, history_retention):

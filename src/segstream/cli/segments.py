@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 
+from segstream.cli.params import load_definitions
 from segstream.errors import SegstreamError
-from segstream.schemas.jsontext import loads_exact
 
 if TYPE_CHECKING:
     from segstream.app.settings import WorkerSettings
@@ -46,19 +45,6 @@ def run_kafka(settings: WorkerSettings, coroutine: Coroutine[Any, Any, _T]) -> _
         raise click.ClickException(f"Kafka error: {exc}") from None
 
 
-def _load_definitions(path: str) -> list[Any]:
-    """The definitions in FILE: one object or a JSON array."""
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
-    try:
-        parsed = loads_exact(data)
-    except ValueError as exc:
-        raise click.ClickException(f"{path} is not valid JSON: {exc}") from None
-    return parsed if isinstance(parsed, list) else [parsed]
-
-
 @click.group()
 def segments() -> None:
     """Write and inspect segment definitions (settings from SEGSTREAM_* variables)."""
@@ -70,7 +56,7 @@ def apply(file: str) -> None:
     """Validate and write the definitions in FILE (one object or a JSON array), in order."""
     from segstream.app.segment_writer import SegmentWriter
 
-    definitions = _load_definitions(file)
+    definitions = load_definitions(file)
     settings = load_settings()
 
     async def write() -> list[Any]:

@@ -153,7 +153,9 @@ class WorkerCluster:
         )
         await consumer.start()
         try:
-            parts = [TopicPartition(self.topic(name), p) for p in range(self.partitions)]
+            # The segments and status topics have one partition; the others N.
+            count = 1 if name in ("segments", "status") else self.partitions
+            parts = [TopicPartition(self.topic(name), p) for p in range(count)]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)
             records: list[Any] = []

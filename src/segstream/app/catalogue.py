@@ -9,6 +9,7 @@ than what it has, so repeats (after a restart or a rebalance) are harmless.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -19,6 +20,7 @@ from segstream.engine.registry import SegmentRegistry
 __all__ = ["SegmentCatalogue"]
 
 State = tuple[int, bool]  # (version, deleted)
+RESEND_AFTER_S = 10.0
 
 
 def _state(record: dict[str, Any]) -> State:
@@ -40,7 +42,7 @@ class SegmentCatalogue:
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
         self.records: dict[str, dict[str, Any]] = {}  # in topic order of their last write
-        self._requested: dict[int, dict[str, State]] = {}
+        self._requested: dict[int, dict[str, tuple[State, float]]] = {}
         self._consumer: Any = None
 
     async def start(self) -> None:
@@ -86,13 +88,21 @@ class SegmentCatalogue:
         self._requested.pop(partition, None)
 
     def missing(self, partition: int, registry: SegmentRegistry) -> list[dict[str, Any]]:
-        """Records the partition has neither applied nor been sent, in topic order."""
+        """Records the partition has not applied and was not sent recently, in topic order.
+
+        A record sent but still not applied after RESEND_AFTER_S is sent again (a lost send
+        costs a delay, never a version): applying is idempotent.
+        """
         requested = self._requested.setdefault(partition, {})
+        now = time.monotonic()
         out = []
         for segment_id, record in self.records.items():
             wanted = _state(record)
-            if wanted == applied_state(registry, segment_id) or wanted == requested.get(segment_id):
+            if wanted == applied_state(registry, segment_id):
                 continue
-            requested[segment_id] = wanted
+            sent = requested.get(segment_id)
+            if sent is not None and sent[0] == wanted and now - sent[1] < RESEND_AFTER_S:
+                continue
+            requested[segment_id] = (wanted, now)
             out.append(record)
         return out

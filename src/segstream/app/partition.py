@@ -38,6 +38,11 @@ __all__ = ["PartitionWorker"]
 
 log = logging.getLogger("segstream.partition")
 
+#: A backfill slice stops after this much evaluation (the transaction's sends and commit
+#: come on top), checked every BACKFILL_STEP profiles.
+BACKFILL_SLICE_S = 0.1
+BACKFILL_STEP = 200
+
 _JOBS = "jobs"
 _SEGMENT = "seg:"
 _VERSION = "ver:"
@@ -55,6 +60,7 @@ class BatchProfiles:
         self._store = store
         self.loaded: dict[str, ProfileState] = {}
         self.before: dict[str, dict[str, int]] = {}
+        self.raw: dict[str, bytes] = {}  # the stored encoding of each profile read
         self.dirty: set[str] = set()
 
     def get(self, profile_id: str) -> ProfileState | None:
@@ -66,6 +72,7 @@ class BatchProfiles:
                 return None
             state = self.loaded[profile_id] = decode_profile(raw)
             self.before[profile_id] = dict(state.members)
+            self.raw[profile_id] = raw
         return state
 
     def put(self, profile_id: str, state: ProfileState) -> None:
@@ -258,17 +265,14 @@ class PartitionWorker:
                         t0 = time.perf_counter()
                         self._input(engine, topic, message, output)
                         self.metrics.processing(time.perf_counter() - t0)
-            if self.jobs:
+            if self.jobs and not any(messages for _, messages in batch):
+                # Backfill slices run on ticks only, never in a transaction that carries
+                # records: events wait at most for one tick's slices, and get the loop time
+                # between ticks (events reach a profile before the cursor by `catch_up`).
                 self.now = max(self.now, wall_us())
-                output.emit(
-                    self.jobs.advance(
-                        engine,
-                        self.store.profile_ids_after,
-                        self.settings.backfill_batch,
-                        self.now,
-                    ),
-                    None,
-                )
+                # Timers due by the new clock first: the slice evaluates profiles at `now`.
+                output.emit(engine.fire_due(self.now), None)
+                output.emit(self._backfill_slice(engine), None)
                 meta_dirty = True
             if meta_dirty:
                 self.store.stage(meta_key(_JOBS), self.jobs.encode() if self.jobs else None)
@@ -295,13 +299,29 @@ class PartitionWorker:
         output.after_commit()
         self.metrics.batch(time.monotonic() - started)
 
+    def _backfill_slice(self, engine: SegmentEngine) -> list[MembershipChange]:
+        """Advance the pending backfills by up to SEGSTREAM_BACKFILL_BATCH profiles, stopping
+        early after BACKFILL_SLICE_S of evaluation so that events never wait long for it."""
+        assert self.store is not None
+        changes: list[MembershipChange] = []
+        left = self.settings.backfill_batch
+        stop = time.monotonic() + BACKFILL_SLICE_S
+        while self.jobs and left > 0:
+            step = min(left, BACKFILL_STEP)
+            changes.extend(self.jobs.advance(engine, self.store.profile_ids_after, step, self.now))
+            left -= step
+            if time.monotonic() >= stop:
+                break
+        return changes
+
     def _stage_changes(self, profiles: BatchProfiles) -> list[tuple[bytes, bytes | None]]:
         assert self.store is not None
         for profile_id in profiles.dirty:
             state = profiles.loaded[profile_id]
-            self.store.stage_profile(
-                profile_id, encode_profile(state), state, profiles.before[profile_id]
-            )
+            encoded = encode_profile(state)
+            if encoded == profiles.raw.get(profile_id):
+                continue  # evaluated but unchanged (most profiles of a backfill): no write
+            self.store.stage_profile(profile_id, encoded, state, profiles.before[profile_id])
         return list(self.store.staged().items())
 
     def _input(self, engine: SegmentEngine, topic: str, message: Any, output: _Output) -> None:

@@ -95,7 +95,7 @@ class SegmentEngine:
             patch = event.traits or None
         else:
             patch = {"device": event.device} if event.device is not None else None
-        leaves: set[Leaf] = set()
+        trait_leaves: set[Leaf] = set()
         new_traits: dict[str, Any] | None = None
         trait_paths: list[tuple[str, ...]] = []
         if patch:
@@ -107,22 +107,25 @@ class SegmentEngine:
                 before = trait_terminals(state.traits, parts, now)
                 after = trait_terminals(new_traits, parts, now)
                 if not _same(before, after):
-                    leaves |= registry.trait_leaves(parts, before, after)
+                    trait_leaves |= registry.trait_leaves(parts, before, after)
         event_leaves: set[Leaf] = set()
         if event.type != "profile.updated":
             state.drop_expired(now - retention)
             if event.at > now - retention:
                 event_leaves = self._selecting(event.type, event.properties)
-                leaves |= event_leaves
-        # Only leaves some segment could change through are worth evaluating.
-        users = registry.users_for(
-            leaves, new_traits if new_traits is not None else state.traits, state.members
+        # Event leaves scan history: first keep those some segment could change through.
+        # Trait leaves are cheap: evaluate them all, then look up the segments of the
+        # ones that changed.
+        event_users = registry.users_for(
+            event_leaves, new_traits if new_traits is not None else state.traits, state.members
         )
         if created:  # the empty profile: each leaf's value on it is a constant
-            before_values = {leaf: registry.empty_value(leaf) for leaf in users}
+            before_values = {leaf: registry.empty_value(leaf) for leaf in trait_leaves}
+            before_values.update((leaf, registry.empty_value(leaf)) for leaf in event_users)
         else:
             old = EvaluationContext(state, now, retention)
-            before_values = {leaf: leaf.evaluate(old) for leaf in users}
+            before_values = {leaf: leaf.evaluate(old) for leaf in trait_leaves}
+            before_values.update((leaf, leaf.evaluate(old)) for leaf in event_users)
 
         state.exists = True
         if new_traits is not None:
@@ -140,9 +143,12 @@ class SegmentEngine:
 
         ctx = EvaluationContext(state, now, retention)
         candidates: set[str] = set()
-        for leaf, was in before_values.items():
-            if ctx.value(leaf) != was:
-                candidates |= users[leaf]
+        changed_traits = [leaf for leaf in trait_leaves if ctx.value(leaf) != before_values[leaf]]
+        for sids in registry.users_for(changed_traits, state.traits, state.members).values():
+            candidates |= sids
+        for leaf, sids in event_users.items():
+            if ctx.value(leaf) != before_values[leaf]:
+                candidates |= sids
         if created:
             candidates |= registry.vacuous
         cause = {"kind": "event", "event_id": event.id}

@@ -386,9 +386,21 @@ class SegmentRegistry:
             users = self._users.get(leaf)
             if users is None:
                 continue
-            sids: set[str] = set()
-            users.trie.collect(keys_of, sids)
-            if members and users.trie.below:
+            trie = users.trie
+            sids = set(trie.here)
+            # The first level inline: most tries are one guard deep.
+            for parts, children in trie.below.items():
+                for k in keys_of(parts):
+                    child = children.get(k)
+                    if child is not None:
+                        sids |= child.here
+                        if child.below:
+                            for deeper, grandchildren in child.below.items():
+                                for k2 in keys_of(deeper):
+                                    grandchild = grandchildren.get(k2)
+                                    if grandchild is not None:
+                                        grandchild.collect(keys_of, sids)
+            if members and trie.below:
                 sids.update(sid for sid in members if sid in users.all)
             if sids:
                 found[leaf] = sids

@@ -260,7 +260,7 @@ class PartitionWorker:
                     self.now = max(self.now, wall_us())
                     output.emit(engine.fire_due(self.now), None)
                     if topic == self.topics.control:
-                        meta_dirty |= self._control(engine, message)
+                        meta_dirty |= self._control(engine, message, output)
                     else:
                         t0 = time.perf_counter()
                         self._input(engine, topic, message, output)
@@ -347,7 +347,7 @@ class PartitionWorker:
         changes.extend(engine.apply(event, self.now))
         output.emit(changes, message.timestamp)
 
-    def _control(self, engine: SegmentEngine, message: Any) -> bool:
+    def _control(self, engine: SegmentEngine, message: Any, output: _Output) -> bool:
         """Apply a control record; True when the partition's meta changed."""
         try:
             body = orjson.loads(message.value)
@@ -360,6 +360,7 @@ class PartitionWorker:
         assert self.store is not None
         sid: str = record["id"]
         version: int = record["version"]
+        self._finish_related(engine, record, output)
         try:
             if record.get("deleted"):
                 removed = engine.remove_segment(sid, version)
@@ -389,6 +390,28 @@ class PartitionWorker:
             self.jobs.add(BackfillJob(sid, kind, version, total=self.store.count_profiles()))
         return True
 
+    def _finish_related(
+        self, engine: SegmentEngine, record: dict[str, Any], output: _Output
+    ) -> None:
+        """Complete pending backfills of segments related to this change by references.
+
+        A pending pass evaluates dependents with the registry's current definitions; letting
+        a related change in first would give the dependents' transitions the later change's
+        cause. Unrelated backfills keep running in slices.
+        """
+        if not self.jobs:
+            return
+        related = _reference_component(self.registry, record)
+        if not any(job.segment_id in related for job in self.jobs.jobs):
+            return
+        assert self.store is not None
+        self.now = max(self.now, wall_us())
+        output.emit(engine.fire_due(self.now), None)
+        while self.jobs:
+            output.emit(
+                self.jobs.advance(engine, self.store.profile_ids_after, 10_000, self.now), None
+            )
+
     # -- status --------------------------------------------------------------------------------
     def backlog(self) -> dict[str, int]:
         """Profiles each pending backfill still has to evaluate (segments without one: 0)."""
@@ -412,6 +435,27 @@ class PartitionWorker:
                 "backfill_total": job.total if job is not None else None,
             }
         return {"partition": self.partition, "segments": segments}
+
+
+def _reference_component(registry: SegmentRegistry, record: dict[str, Any]) -> set[str]:
+    """The changed segment and every segment linked to it by references, either way."""
+    from segstream.rules import analyze_condition
+
+    start = {record["id"]}
+    if not record.get("deleted"):
+        start |= set(analyze_condition(record["condition"]).segments)
+    seen: set[str] = set()
+    pending = list(start)
+    while pending:
+        sid = pending.pop()
+        if sid in seen:
+            continue
+        seen.add(sid)
+        segment = registry.segments.get(sid)
+        if segment is not None:
+            pending.extend(segment.refs)
+        pending.extend(registry.dependents.get(sid, ()))
+    return seen
 
 
 def _definition(record: dict[str, Any]) -> dict[str, Any]:

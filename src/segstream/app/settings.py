@@ -102,6 +102,14 @@ class WorkerSettings:
     #: Most records one partition transaction takes.
     max_batch_records: int
     log_level: str
+    #: The URL peers use to reach this worker's HTTP API (None: the bound http://host:port).
+    web_advertise: str | None = None
+    #: Bearer token the HTTP API requires for mutating endpoints (None: no token needed).
+    api_token: str | None = None
+    #: Largest request body the HTTP API reads.
+    api_max_body_bytes: int = 256 * 1024
+    #: Origins allowed by CORS (empty: CORS off).
+    api_cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -164,6 +172,12 @@ class WorkerSettings:
             backfill_batch=reader.integer("BACKFILL_BATCH", 2000, minimum=1),
             max_batch_records=reader.integer("MAX_BATCH_RECORDS", 2000, minimum=1),
             log_level=reader.text("LOG_LEVEL", "info"),
+            web_advertise=reader.optional("WEB_ADVERTISE"),
+            api_token=reader.optional("API_TOKEN"),
+            api_max_body_bytes=reader.integer("API_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
+            api_cors_origins=tuple(
+                o.strip() for o in reader.text("API_CORS_ORIGINS", "").split(",") if o.strip()
+            ),
         )
 
     def client_kwargs(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from aiokafka.abc import ConsumerRebalanceListener
 
+from segstream.api import HttpApi
 from segstream.app.catalogue import SegmentCatalogue
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.partition import PartitionWorker
@@ -51,6 +52,7 @@ class Worker:
         self.side_producer: Any = None
         self.catalogue = SegmentCatalogue(settings)
         self.web: HealthWeb | None = None
+        self.api = HttpApi(self, settings)
         self._reported_segments: set[str] = set()
 
     # -- readiness ------------------------------------------------------------------------
@@ -78,8 +80,15 @@ class Worker:
         settings = self.settings
         topics = settings.topics
         if settings.web_enabled:
-            self.web = HealthWeb(settings.web_host, settings.web_port, self.metrics, self.is_ready)
+            self.web = HealthWeb(
+                settings.web_host,
+                settings.web_port,
+                self.metrics,
+                self.is_ready,
+                extra_routes=self.api.routes(),
+            )
             await self.web.start()
+            self.api.set_url(settings.web_advertise or self.web.url)
         self.side_producer = AIOKafkaProducer(
             **settings.client_kwargs(), enable_idempotence=True, acks="all", linger_ms=5
         )
@@ -137,6 +146,10 @@ class Worker:
 
     async def _process(self, partition: int, batch: list[tuple[Any, list[Any]]]) -> None:
         worker = self.partitions.get(partition)
+        if worker is not None and not worker.ready and partition in self.assigned:
+            # Its (re)open failed (the broker was away): open it again before anything else.
+            await self._try_reopen(partition)
+            worker = self.partitions.get(partition)
         if worker is None or not worker.ready:
             # Not ours (any more) or not restored: fetch these again from the committed offsets.
             await self._rewind(batch)
@@ -147,7 +160,7 @@ class Worker:
             raise
         except Exception:
             log.exception("partition %d: batch failed; reopening the partition", partition)
-            await self._reopen(partition)
+            await self._try_reopen(partition)
             await self._rewind(batch)
 
     async def _rewind(self, batch: list[tuple[Any, list[Any]]]) -> None:
@@ -165,6 +178,16 @@ class Worker:
             await _quietly(old.close())
         if partition in self.assigned:
             await self._open(partition)
+
+    async def _try_reopen(self, partition: int) -> None:
+        """Reopen a partition; if that fails too (the broker away), leave it closed (not
+        ready): its next batch or tick tries again, and the worker stays up."""
+        try:
+            await self._reopen(partition)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("partition %d: reopening failed; will retry", partition)
 
     async def _open(self, partition: int) -> None:
         worker = PartitionWorker(partition, self.settings, self.metrics, self.group_id)
@@ -190,7 +213,12 @@ class Worker:
             self.assigned = partitions
             for partition in sorted(partitions - set(self.partitions)):
                 log.info("partition %d assigned", partition)
-                await self._open(partition)
+                try:
+                    await self._open(partition)
+                except Exception:
+                    # The broker away: the partition stays closed (not ready) and the ticker
+                    # opens it again; the other partitions and the flags below go on.
+                    log.exception("partition %d: opening failed; will retry", partition)
             self.joined = True
             self.rebalancing = False
             self.metrics.set_assigned(len(partitions))
@@ -230,6 +258,11 @@ class Worker:
                 continue
             async with self._lock:
                 for partition, worker in list(self.partitions.items()):
+                    if not worker.ready and partition in self.assigned:
+                        # A (re)open that failed (the broker was away): try again, so that
+                        # an idle partition does not stay closed for good.
+                        await self._try_reopen(partition)
+                        continue
                     if not worker.ready or not worker.has_work():
                         continue
                     try:
@@ -238,7 +271,7 @@ class Worker:
                         raise
                     except Exception:
                         log.exception("partition %d: tick failed; reopening", partition)
-                        await self._reopen(partition)
+                        await self._try_reopen(partition)
 
     async def _catalogue_loop(self) -> None:
         while not self._stopping.is_set():
@@ -262,15 +295,18 @@ class Worker:
         while not self._stopping.is_set():
             await asyncio.sleep(STATUS_INTERVAL_S)
             self.metrics.set_ready(self.is_ready())
-            self._report_members()
+            async with self._lock:
+                # Between two transactions: what is reported is committed state (a segment
+                # is not "ready" while its last backfill slice may still be aborted).
+                self._report_members()
+                statuses = [(p, w.status()) for p, w in list(self.partitions.items()) if w.ready]
             await self._reconcile()
-            for partition, worker in list(self.partitions.items()):
-                if not worker.ready:
-                    continue
-                status = worker.status()
+            for partition, status in statuses:
                 status["worker"] = self.settings.worker_id
                 # Where this worker answers HTTP: peers forward partition-owned requests here.
-                status["web"] = self.web.url if self.web is not None else None
+                status["web"] = self.settings.web_advertise or (
+                    self.web.url if self.web is not None else None
+                )
                 status["at"] = format_instant(time.time_ns() // 1000)
                 await self.side_producer.send(
                     topics.status, key=str(partition).encode(), value=orjson.dumps(status)
@@ -303,6 +339,7 @@ class Worker:
             await _quietly(self.side_producer.stop())
         if self.web is not None:
             await _quietly(self.web.stop())
+        await _quietly(self.api.close())
         log.info("worker %s stopped", self.settings.worker_id)
 
 

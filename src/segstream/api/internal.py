@@ -1,0 +1,76 @@
+"""/internal/...: what one worker asks the owner of a partition (never forwarded again)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from segstream.api.context import ApiContext
+from segstream.api.errors import ApiError, invalid
+from segstream.api.http import read_json
+from segstream.api.limits import query_int
+from segstream.api.local import members_after, preview_partition, profile_view
+from segstream.api.reads import MAX_ACTIVITY, MAX_PAGE
+from segstream.errors import Problem
+from segstream.rules import validate_definition
+
+__all__ = ["InternalHandlers"]
+
+
+class InternalHandlers:
+    """Partition-local answers for peers (bearer token required when one is configured)."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def _partition(self, request: web.Request) -> int:
+        text = request.match_info["partition"]
+        if not text.isascii() or not text.isdigit():
+            raise invalid("invalid_parameter", [Problem("partition", "must be an integer")])
+        return int(text)
+
+    async def members(self, request: web.Request) -> web.Response:
+        """GET /internal/partitions/{partition}/segments/{id}/members?after=&limit=."""
+        limit = query_int(request.query.get("limit"), "limit", 100, 1, MAX_PAGE)
+        if isinstance(limit, Problem):
+            raise invalid("invalid_parameter", [limit])
+        found = members_after(
+            self.ctx.worker,
+            self._partition(request),
+            request.match_info["id"],
+            request.query.get("after"),
+            limit,
+        )
+        return web.json_response({"members": found})
+
+    async def profile(self, request: web.Request) -> web.Response:
+        """GET /internal/partitions/{partition}/profiles/{id} (null when there is none)."""
+        activity = query_int(request.query.get("activity"), "activity", 50, 0, MAX_ACTIVITY)
+        if isinstance(activity, Problem):
+            raise invalid("invalid_parameter", [activity])
+        found = profile_view(
+            self.ctx.worker, self._partition(request), request.match_info["profile_id"], activity
+        )
+        return web.json_response(found)
+
+    async def preview(self, request: web.Request) -> web.Response:
+        """POST /internal/preview {definition, partition, now, sample}."""
+        body = await read_json(request, self.ctx.settings.api_max_body_bytes)
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_request", "expected a JSON object")
+        draft, partition = body.get("definition"), body.get("partition")
+        now, sample = body.get("now"), body.get("sample")
+        if type(partition) is not int or type(now) is not int or type(sample) is not int:
+            raise ApiError(400, "invalid_request", "partition, now and sample must be integers")
+        # Checked again (the engine compiles only what validation accepts); references were
+        # checked by the asking worker against the catalogue, which may be ahead of ours.
+        problems = [
+            p
+            for p in validate_definition(
+                draft, {}, history_retention=self.ctx.settings.history_retention
+            )
+            if not p.message.startswith("there is no segment '")
+        ]
+        if problems or not isinstance(draft, dict):
+            raise invalid("invalid_definition", problems)
+        part = await preview_partition(self.ctx.worker, partition, draft, now, sample)
+        return web.json_response(part.as_json())

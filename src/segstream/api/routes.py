@@ -1,0 +1,127 @@
+"""The API's route table, mounted on the worker's HealthWeb through `extra_routes`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from segstream.api.cluster import ClusterView
+from segstream.api.context import ApiContext
+from segstream.api.errors import ApiError
+from segstream.api.http import Handler, cors_headers, endpoint
+from segstream.api.internal import InternalHandlers
+from segstream.api.local import WorkerView
+from segstream.api.openapi import spec_path
+from segstream.api.reads import ReadHandlers
+from segstream.api.segments import SegmentHandlers
+from segstream.app.settings import WorkerSettings
+
+__all__ = ["HttpApi", "Route"]
+
+#: (method, path template as in the OpenAPI document, needs the token when one is set)
+Route = tuple[str, str, bool]
+
+
+class HttpApi:
+    """The admin HTTP API of one worker: public /api/... and peer-facing /internal/..."""
+
+    def __init__(self, worker: WorkerView, settings: WorkerSettings) -> None:
+        self.ctx = ApiContext(worker, ClusterView(settings), settings)
+        segments = SegmentHandlers(self.ctx)
+        reads = ReadHandlers(self.ctx)
+        internal = InternalHandlers(self.ctx)
+        # (method, aiohttp path, OpenAPI path, handler, auth)
+        self._table: list[tuple[str, str, str, Handler, bool]] = [
+            ("GET", "/api/segments", "/api/segments", segments.list, False),
+            ("POST", "/api/segments", "/api/segments", segments.create, True),
+            ("POST", "/api/segments/preview", "/api/segments/preview", segments.preview, False),
+            ("GET", "/api/segments/{id}", "/api/segments/{id}", segments.get, False),
+            ("PUT", "/api/segments/{id}", "/api/segments/{id}", segments.replace, True),
+            ("DELETE", "/api/segments/{id}", "/api/segments/{id}", segments.delete, True),
+            (
+                "GET",
+                "/api/segments/{id}/members",
+                "/api/segments/{id}/members",
+                reads.members,
+                False,
+            ),
+            ("GET", "/api/profiles/{profile_id:.+}", "/api/profiles/{id}", reads.profile, False),
+            ("GET", "/api/openapi.yaml", "/api/openapi.yaml", self._openapi, False),
+            (
+                "GET",
+                "/internal/partitions/{partition}/segments/{id}/members",
+                "",
+                internal.members,
+                True,
+            ),
+            (
+                "GET",
+                "/internal/partitions/{partition}/profiles/{profile_id:.+}",
+                "",
+                internal.profile,
+                True,
+            ),
+            ("POST", "/internal/preview", "", internal.preview, True),
+        ]
+
+    def set_url(self, url: str) -> None:
+        """This worker's URL as peers reach it (never forward to ourselves)."""
+        self.ctx.self_url = url
+
+    def public_routes(self) -> list[Route]:
+        """(method, OpenAPI path, auth) of every public endpoint: what the OpenAPI documents."""
+        return [(m, doc, auth) for m, _, doc, _, auth in self._table if doc]
+
+    def routes(self) -> list[web.RouteDef]:
+        """aiohttp route definitions, with JSON 404/405 (and CORS preflight) for any other path."""
+        defs = [
+            web.route(method, path, endpoint(self.ctx, handler, auth=auth))
+            for method, path, _, handler, auth in self._table
+        ]
+        fallback = endpoint(self.ctx, self._fallback)
+        # Last: anything no route took (the probes come first) gets a JSON 404 or 405.
+        defs.append(web.route("*", "/{tail:.*}", fallback))
+        return defs
+
+    async def close(self) -> None:
+        """Stop the cluster view's consumer."""
+        await self.ctx.view.close()
+
+    async def _fallback(self, request: web.Request) -> web.StreamResponse:
+        matching = [
+            (m, path) for m, path, _, _, _ in self._table if _pattern(path).fullmatch(request.path)
+        ]
+        # A literal path (/api/segments/preview) wins over a template it also fits.
+        literal = [(m, path) for m, path in matching if "{" not in path]
+        allowed = sorted({m for m, _ in literal or matching})
+        if not allowed:
+            raise ApiError(404, "not_found", f"no endpoint at {request.path}")
+        if request.method == "OPTIONS" and cors_headers(self.ctx, request):
+            return web.Response(status=204)
+        allow = ", ".join(allowed)
+        raise ApiError(
+            405,
+            "method_not_allowed",
+            f"{request.method} is not allowed here; use {allow}",
+            headers={"Allow": allow},
+        )
+
+    async def _openapi(self, request: web.Request) -> web.StreamResponse:
+        path = spec_path()
+        if path is None:
+            raise ApiError(404, "not_found", "the OpenAPI document is not installed here")
+        return web.Response(body=Path(path).read_bytes(), content_type="application/yaml")
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    """A regex for an aiohttp path template (`{name}` or `{name:regex}`)."""
+    parts: list[str] = []
+    position = 0
+    for match in re.finditer(r"\{(\w+)(?::([^}]+))?\}", path):
+        parts.append(re.escape(path[position : match.start()]))
+        parts.append(f"(?:{match.group(2)})" if match.group(2) else "[^/]+")
+        position = match.end()
+    parts.append(re.escape(path[position:]))
+    return re.compile("".join(parts))

@@ -51,7 +51,7 @@ from worker_harness import WorkerCluster
 
 from segstream.app.segment_writer import SegmentWriter
 from segstream.engine.replay import run_replay
-from segstream.generate import generate_workload
+from segstream.generate import generate_workload, time_independent
 from segstream.rules import analyze_condition
 from segstream.timefmt import parse_datetime
 
@@ -119,19 +119,6 @@ class LocalBroker:
 
 
 # -- workload ---------------------------------------------------------------------------------
-def _static(definitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Definitions no passing of time can change, whose references are kept."""
-    kept: list[dict[str, Any]] = []
-    ids: set[str] = set()
-    for definition in definitions:
-        facts = analyze_condition(definition["condition"])
-        if facts.time_dependent or not set(facts.segments) <= ids:
-            continue
-        kept.append(definition)
-        ids.add(definition["id"])
-    return kept
-
-
 @dataclass
 class Workload:
     """What one round writes, and replay's answer for it."""
@@ -192,7 +179,7 @@ def make_workload(seed: int, profiles: int, events: int, segments: int) -> Workl
         rate=4000,
         duplicate_share=0.02,
     )
-    definitions = _static(list(workload.definitions()))
+    definitions = time_independent(list(workload.definitions()))
     half = len(definitions) * 2 // 3
     broad_s1 = [{"name": d["id"], **d} for d in BROAD_S1]
     broad_s2 = [{"name": d["id"], **d} for d in BROAD_S2]

@@ -14,24 +14,10 @@ from worker_harness import WorkerCluster
 
 from segstream.app.segment_writer import SegmentWriter
 from segstream.engine.replay import run_replay
-from segstream.generate import generate_workload
-from segstream.rules import analyze_condition
+from segstream.generate import generate_workload, time_independent
 from segstream.timefmt import parse_datetime
 
 pytestmark = pytest.mark.kafka
-
-
-def _static_definitions(definitions: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Definitions that no passing of time can change (and whose references are kept)."""
-    kept: list[dict[str, Any]] = []
-    ids: set[str] = set()
-    for definition in definitions:
-        facts = analyze_condition(definition["condition"])
-        if facts.time_dependent or not set(facts.segments) <= ids:
-            continue
-        kept.append(definition)
-        ids.add(definition["id"])
-    return kept
 
 
 def _workload(profiles: int, events: int, segments: int) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -43,7 +29,7 @@ def _workload(profiles: int, events: int, segments: int) -> tuple[list[Any], lis
         live_start=time.time_ns() // 1000,
         rate=4000,
     )
-    definitions = _static_definitions(list(workload.definitions()))
+    definitions = time_independent(list(workload.definitions()))
     records = []
     for record in workload.records():
         # Records of one profile in two topics have no defined order (SPEC §2): keep what

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 
+from segstream.app.readers import committed_reader
 from segstream.app.segment_writer import SegmentState, read_topic_to_end
 from segstream.app.settings import WorkerSettings
 from segstream.app.status_view import SegmentRow, partition_counts, segment_rows
@@ -58,15 +59,10 @@ class ClusterView:
         self.state.read(orjson.dumps(record))
 
     async def _start(self) -> Any:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
         topics = self.settings.topics
-        consumer = AIOKafkaConsumer(
-            **self.settings.client_kwargs(),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        consumer = committed_reader(self.settings)
         await consumer.start()
         try:
             parts = [TopicPartition(topics.segments, 0), TopicPartition(topics.status, 0)]

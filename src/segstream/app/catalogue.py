@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from segstream.app.readers import committed_reader
 from segstream.app.settings import WorkerSettings
 from segstream.engine.registry import SegmentRegistry
 
@@ -47,13 +48,9 @@ class SegmentCatalogue:
 
     async def start(self) -> None:
         """Start reading the segments topic from its beginning."""
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
-        self._consumer = AIOKafkaConsumer(
-            **self.settings.client_kwargs(),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-        )
+        self._consumer = committed_reader(self.settings)
         await self._consumer.start()
         tp = TopicPartition(self.settings.topics.segments, 0)
         self._consumer.assign([tp])

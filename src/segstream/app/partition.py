@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from segstream.app.metrics import WorkerMetrics
+from segstream.app.readers import committed_reader
 from segstream.app.settings import WorkerSettings
 from segstream.app.store import PartitionStore, meta_key, profile_key
 from segstream.engine.backfill import BackfillJob, BackfillQueue
@@ -167,15 +168,11 @@ class PartitionWorker:
             self.store = None
 
     async def _restore(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
         assert self.store is not None
         tp = TopicPartition(self.topics.changelog, self.partition)
-        reader = AIOKafkaConsumer(
-            **self.settings.client_kwargs(),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-        )
+        reader = committed_reader(self.settings)
         await reader.start()
         try:
             reader.assign([tp])

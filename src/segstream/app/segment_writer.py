@@ -13,6 +13,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 
+from segstream.app.readers import committed_reader
 from segstream.app.settings import WorkerSettings
 from segstream.errors import Problem, SegstreamError
 from segstream.rules import condition_fingerprint, validate_definition
@@ -247,14 +248,9 @@ class SegmentWriter:
             await consumer.stop()
 
     async def _start_consumer(self) -> None:
-        from aiokafka import AIOKafkaConsumer, TopicPartition
+        from aiokafka import TopicPartition
 
-        self._consumer = AIOKafkaConsumer(
-            **self.settings.client_kwargs(),
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
+        self._consumer = committed_reader(self.settings)
         await self._consumer.start()
         if self.topic not in await self._consumer.topics():
             raise SegstreamError(f"topic {self.topic} does not exist: create the topics first")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from segstream.app.readers import committed_reader
 from segstream.app.segment_writer import SegmentState, read_topic_to_end
 from segstream.app.settings import WorkerSettings
 from segstream.errors import SegstreamError
@@ -132,16 +133,11 @@ async def partition_counts(settings: WorkerSettings, names: list[str]) -> dict[s
 
 async def read_status_rows(settings: WorkerSettings) -> list[SegmentRow]:
     """Read the segments and status topics to their ends and build the rows."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
     topics = settings.topics
     counts = await partition_counts(settings, [topics.segments, topics.status, topics.profiles])
-    consumer = AIOKafkaConsumer(
-        **settings.client_kwargs(),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    consumer = committed_reader(settings)
     await consumer.start()
     try:
         segments_tp = TopicPartition(topics.segments, 0)

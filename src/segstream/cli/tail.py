@@ -94,19 +94,15 @@ async def _follow(
     max_events: int | None,
     timeout: float | None,
 ) -> None:
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import TopicPartition
 
+    from segstream.app.readers import committed_reader
     from segstream.app.status_view import partition_counts
 
     topic = settings.topics.membership
     counts = await partition_counts(settings, [topic])
     deadline = None if timeout is None else time.monotonic() + timeout
-    consumer = AIOKafkaConsumer(
-        **settings.client_kwargs(),
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-    )
+    consumer = committed_reader(settings)
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in range(counts[topic])]

@@ -1,5 +1,6 @@
 """Realistic, deterministic workloads (profiles, activity, segment definitions) for replay."""
 
+from segstream.generate.filters import time_independent
 from segstream.generate.workload import (
     DEFAULT_END,
     Workload,
@@ -8,4 +9,11 @@ from segstream.generate.workload import (
     write_workload,
 )
 
-__all__ = ["DEFAULT_END", "Workload", "WorkloadSummary", "generate_workload", "write_workload"]
+__all__ = [
+    "DEFAULT_END",
+    "Workload",
+    "WorkloadSummary",
+    "generate_workload",
+    "time_independent",
+    "write_workload",
+]

@@ -180,17 +180,6 @@ class SegmentEngine:
             self._save(pid, state)
         return changes
 
-    def fire_profile(self, pid: str, until: int) -> list[MembershipChange]:
-        """Fire one profile's timers due at or before `until` (before its next record)."""
-        state = self.store.get(pid)
-        if state is None or state.next_due is None or state.next_due > until:
-            return []
-        changes: list[MembershipChange] = []
-        while state.next_due is not None and state.next_due <= until:
-            changes.extend(self._fire(pid, state, state.next_due))
-        self._save(pid, state)
-        return changes
-
     def _fire(self, pid: str, state: ProfileState, due: int) -> list[MembershipChange]:
         registry = self.registry
         leaves: set[Leaf] = set()

@@ -360,10 +360,6 @@ class SegmentRegistry:
         """Leaves on a trait path whose truth can change with time alone."""
         return self._trait_time.get(parts, set())
 
-    def time_trait_paths(self) -> list[tuple[str, ...]]:
-        """Trait paths read by some time-dependent leaf."""
-        return list(self._trait_time)
-
     def users_for(
         self, leaves: Iterable[Leaf], traits: Mapping[str, Any], members: Mapping[str, int]
     ) -> dict[Leaf, set[str]]:

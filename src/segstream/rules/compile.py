@@ -238,7 +238,6 @@ class EventLeaf(Leaf):
         "after",
         "before",
         "discriminator",
-        "empty_truth",
         "event_type",
         "measure",
         "span",
@@ -283,8 +282,6 @@ class EventLeaf(Leaf):
             if within.get("before") is not None:
                 self.before = parse_instant(within["before"])
         self.measure = _measure_of(node)
-        m = self.measure
-        self.empty_truth = m.compare(0) if m.kind in ("count", "sum") else False
 
     @property
     def time_dependent(self) -> bool:

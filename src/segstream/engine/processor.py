@@ -108,23 +108,23 @@ class SegmentEngine:
                 after = trait_terminals(new_traits, parts, now)
                 if not _same(before, after):
                     trait_leaves |= registry.trait_leaves(parts, before, after)
-        event_leaves: set[Leaf] = set()
+        event_leaves: set[EventLeaf] = set()
         if event.type != "profile.updated":
             state.drop_expired(now - retention)
             if event.at > now - retention:
                 event_leaves = self._selecting(event.type, event.properties)
-        # Event leaves scan history: first keep those some segment could change through.
-        # Trait leaves are cheap: evaluate them all, then look up the segments of the
-        # ones that changed.
-        event_users = registry.users_for(
-            event_leaves, new_traits if new_traits is not None else state.traits, state.members
-        )
+        # Evaluate only the leaves some segment could change through: a segment whose
+        # guards the profile fails (with its new traits) and that it is not a member of is
+        # false before and after. Most trait leaves of a new profile fall away here.
+        traits_after = new_traits if new_traits is not None else state.traits
+        trait_users = registry.users_for(trait_leaves, traits_after, state.members)
+        event_users = registry.users_for(event_leaves, traits_after, state.members)
         if created:  # the empty profile: each leaf's value on it is a constant
-            before_values = {leaf: registry.empty_value(leaf) for leaf in trait_leaves}
+            before_values = {leaf: registry.empty_value(leaf) for leaf in trait_users}
             before_values.update((leaf, registry.empty_value(leaf)) for leaf in event_users)
         else:
             old = EvaluationContext(state, now, retention)
-            before_values = {leaf: leaf.evaluate(old) for leaf in trait_leaves}
+            before_values = {leaf: leaf.evaluate(old) for leaf in trait_users}
             before_values.update((leaf, leaf.evaluate(old)) for leaf in event_users)
 
         state.exists = True
@@ -143,9 +143,9 @@ class SegmentEngine:
 
         ctx = EvaluationContext(state, now, retention)
         candidates: set[str] = set()
-        changed_traits = [leaf for leaf in trait_leaves if ctx.value(leaf) != before_values[leaf]]
-        for sids in registry.users_for(changed_traits, state.traits, state.members).values():
-            candidates |= sids
+        for leaf, sids in trait_users.items():
+            if ctx.value(leaf) != before_values[leaf]:
+                candidates |= sids
         for leaf, sids in event_users.items():
             if ctx.value(leaf) != before_values[leaf]:
                 candidates |= sids
@@ -206,7 +206,7 @@ class SegmentEngine:
         properties: Mapping[str, Any],
         timed: StoredEvent | None = None,
         due: int = 0,
-    ) -> set[Leaf]:
+    ) -> set[EventLeaf]:
         """Leaves whose time-independent `where` selects an event (and, for a timer on a
         stored event, whose view of it changes at `due`)."""
         seen: dict[tuple[str, ...], list[Any]] = {}
@@ -217,12 +217,17 @@ class SegmentEngine:
         return {leaf for leaf in leaves if leaf.selects_statically(properties, seen)}
 
     def _schedule_event(
-        self, state: ProfileState, event: StoredEvent, leaves: Iterable[Leaf], now: int
+        self, state: ProfileState, event: StoredEvent, leaves: Iterable[EventLeaf], now: int
     ) -> None:
         key = f"{_EVENT_TIMER}{event.type}{_SEP}{event.id}"
-        instants: set[int] = set()
+        at = event.at
+        instants = {at + self.retention}
         for leaf in leaves:
-            if isinstance(leaf, EventLeaf):
+            # Inline of EventLeaf.change_instants for the usual leaf: a window, no time `where`.
+            if leaf.span is not None:
+                instants.add(at)
+                instants.add(at + leaf.span)
+            if leaf.time_where:
                 instants.update(leaf.change_instants(event, self.retention))
         for due in instants:
             if due > now:

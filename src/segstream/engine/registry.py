@@ -4,7 +4,7 @@ segments an event, a trait change or a timer can affect."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,18 +86,31 @@ class _GuardTrie:
 
 @dataclass(slots=True)
 class _LeafUsers:
-    """The segments that read a leaf: all of them, and filed by their guards."""
+    """The segments that read a leaf: all of them, those without guards, and filed by
+    their guards."""
 
     all: set[str] = field(default_factory=set)
+    open: set[str] = field(default_factory=set)
     trie: _GuardTrie = field(default_factory=_GuardTrie)
 
     def add(self, sid: str, guards: list[TraitLeaf]) -> None:
         self.all.add(sid)
+        if not guards:
+            self.open.add(sid)
         self.trie.add(sid, guards)
 
     def discard(self, sid: str) -> None:
         self.all.discard(sid)
+        self.open.discard(sid)
         self.trie.discard(sid)
+
+
+@dataclass(slots=True)
+class _GuardBucket:
+    """Segments whose first guard needs one key: those with no other guard, and the rest."""
+
+    single: set[str] = field(default_factory=set)
+    multi: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -190,6 +203,8 @@ class SegmentRegistry:
         self._traits: dict[tuple[str, ...], _Discriminated] = {}
         self._trait_time: dict[tuple[str, ...], set[TraitLeaf]] = {}
         self._trait_roots: dict[str, set[tuple[str, ...]]] = {}
+        #: Guarded segments by their first guard's path and key (see `reachable`).
+        self._first_guards: dict[tuple[str, ...], dict[tuple[str, Any], _GuardBucket]] = {}
 
     # -- definitions ----------------------------------------------------------------------
     def definitions(self) -> Mapping[str, dict[str, Any]]:
@@ -225,6 +240,7 @@ class SegmentRegistry:
         self.versions[sid] = version
         for leaf in leaves:
             self._users.setdefault(leaf, _LeafUsers()).add(sid, compiled.guards)
+        self._file_guards(segment)
         for ref in refs:
             self.dependents.setdefault(ref, set()).add(sid)
         if segment.vacuous:
@@ -253,7 +269,33 @@ class SegmentRegistry:
         self._rerank(sid)
         return segment
 
+    def _file_guards(self, segment: CompiledSegment) -> None:
+        if not segment.guards:
+            return
+        first = segment.guards[0].discriminator
+        assert first is not None
+        by_key = self._first_guards.setdefault(first.parts, {})
+        for k in first.keys:
+            bucket = by_key.setdefault(k, _GuardBucket())
+            (bucket.multi if len(segment.guards) > 1 else bucket.single).add(segment.id)
+
+    def _unfile_guards(self, segment: CompiledSegment) -> None:
+        if not segment.guards:
+            return
+        first = segment.guards[0].discriminator
+        assert first is not None
+        by_key = self._first_guards[first.parts]
+        for k in first.keys:
+            bucket = by_key[k]
+            bucket.single.discard(segment.id)
+            bucket.multi.discard(segment.id)
+            if not bucket.single and not bucket.multi:
+                del by_key[k]
+        if not by_key:
+            del self._first_guards[first.parts]
+
     def _unlink(self, segment: CompiledSegment) -> None:
+        self._unfile_guards(segment)
         for leaf in segment.leaves:
             users = self._users[leaf]
             users.discard(segment.id)
@@ -361,7 +403,7 @@ class SegmentRegistry:
         return self._trait_time.get(parts, set())
 
     def users_for(
-        self, leaves: Iterable[Leaf], traits: Mapping[str, Any], members: Mapping[str, int]
+        self, leaves: Collection[Leaf], traits: Mapping[str, Any], members: Mapping[str, int]
     ) -> dict[Leaf, set[str]]:
         """Per leaf, the active segments reading it that can change for this profile.
 
@@ -371,6 +413,7 @@ class SegmentRegistry:
         """
         found: dict[Leaf, set[str]] = {}
         keys_at: dict[tuple[str, ...], set[tuple[str, Any]]] = {}
+        users_of = self._users
 
         def keys_of(parts: tuple[str, ...]) -> set[tuple[str, Any]]:
             keys = keys_at.get(parts)
@@ -378,36 +421,84 @@ class SegmentRegistry:
                 keys = keys_at[parts] = index_keys(terminals(traits, parts))
             return keys
 
+        if len(leaves) > _WIDE:
+            # Many leaves (a new profile's traits): find the profile's reachable segments
+            # once, then intersect each leaf's guarded users with them (C-speed set ops).
+            reach = self._reachable(keys_of)
+            if members:
+                reach.update(members)
+            for leaf in leaves:
+                users = users_of.get(leaf)
+                if users is None:
+                    continue
+                sids = users.all & reach
+                if users.open:
+                    sids |= users.open
+                if sids:
+                    found[leaf] = sids
+            return found
+
         for leaf in leaves:
-            users = self._users.get(leaf)
+            users = users_of.get(leaf)
             if users is None:
                 continue
             trie = users.trie
             sids = set(trie.here)
-            # The first level inline: most tries are one guard deep.
-            for parts, children in trie.below.items():
-                for k in keys_of(parts):
-                    child = children.get(k)
-                    if child is not None:
-                        sids |= child.here
-                        if child.below:
-                            for deeper, grandchildren in child.below.items():
-                                for k2 in keys_of(deeper):
-                                    grandchild = grandchildren.get(k2)
-                                    if grandchild is not None:
-                                        grandchild.collect(keys_of, sids)
-            if members and trie.below:
-                sids.update(sid for sid in members if sid in users.all)
+            below = trie.below
+            if below:
+                # The first level inline (most tries are one guard deep), keys cached per path.
+                for parts, children in below.items():
+                    keys = keys_at.get(parts)
+                    if keys is None:
+                        keys = keys_at[parts] = index_keys(terminals(traits, parts))
+                    for k in keys:
+                        child = children.get(k)
+                        if child is not None:
+                            sids |= child.here
+                            if child.below:
+                                for deeper, grandchildren in child.below.items():
+                                    for k2 in keys_of(deeper):
+                                        grandchild = grandchildren.get(k2)
+                                        if grandchild is not None:
+                                            grandchild.collect(keys_of, sids)
+                if members:
+                    every = users.all
+                    sids.update(sid for sid in members if sid in every)
             if sids:
                 found[leaf] = sids
         return found
 
-    def segments_using(self, leaves: Iterable[Leaf], state: ProfileState) -> set[str]:
+    def _reachable(self, keys_of: KeysOf) -> set[str]:
+        """Guarded segments whose every guard this profile (keys by path) can meet."""
+        reach: set[str] = set()
+        segments = self.segments
+        for parts, by_key in self._first_guards.items():
+            for k in keys_of(parts):
+                bucket = by_key.get(k)
+                if bucket is None:
+                    continue
+                reach |= bucket.single
+                for sid in bucket.multi:
+                    if all(_meets(g, keys_of) for g in segments[sid].guards[1:]):
+                        reach.add(sid)
+        return reach
+
+    def segments_using(self, leaves: Collection[Leaf], state: ProfileState) -> set[str]:
         """Ids of the active segments that read any of these leaves and can change for `state`."""
         found: set[str] = set()
         for sids in self.users_for(leaves, state.traits, state.members).values():
             found |= sids
         return found
 
+
+def _meets(guard: TraitLeaf, keys_of: KeysOf) -> bool:
+    disc = guard.discriminator
+    assert disc is not None
+    return not disc.keys.isdisjoint(keys_of(disc.parts))
+
+
+#: From this many leaves on, `users_for` intersects with the reachable segments instead of
+#: walking each leaf's guard trie.
+_WIDE = 12
 
 AGE_PATH = split_path("age")

@@ -98,6 +98,7 @@ class SegmentEngine:
         trait_leaves: set[Leaf] = set()
         new_traits: dict[str, Any] | None = None
         trait_paths: list[tuple[str, ...]] = []
+        guards_moved = False
         if patch:
             new_traits = deep_merge(state.traits, patch)
             trait_paths = registry.trait_paths(patch)
@@ -108,6 +109,8 @@ class SegmentEngine:
                 after = trait_terminals(new_traits, parts, now)
                 if not _same(before, after):
                     trait_leaves |= registry.trait_leaves(parts, before, after)
+                    if parts in registry.guard_paths:
+                        guards_moved = True
         event_leaves: set[EventLeaf] = set()
         if event.type != "profile.updated":
             state.drop_expired(now - retention)
@@ -129,6 +132,12 @@ class SegmentEngine:
 
         state.exists = True
         if new_traits is not None:
+            if guards_moved and not created:
+                # Event timers are kept only for leaves some segment could use (below): a
+                # segment the profile now meets the guards of needs its timers over history.
+                newly = registry.reachable(new_traits) - registry.reachable(state.traits)
+                for sid in sorted(newly):
+                    self._schedule_segment(state, registry.segments[sid], now)
             state.traits = new_traits
             for parts in trait_paths:
                 # Idempotent, and needed even when the terminals look unchanged (a new
@@ -136,7 +145,10 @@ class SegmentEngine:
                 self._schedule_trait(state, parts, now)
         if event_leaves:
             stored = state.add_event(event.at, event.id, event.type, event.properties)
-            self._schedule_event(state, stored, event_leaves, now)
+            # Timers only for leaves some segment could change through for this profile.
+            timed = [leaf for leaf in event_leaves if leaf in event_users]
+            if timed:
+                self._schedule_event(state, stored, timed, now)
         elif event.type != "profile.updated" and event.at > now - retention:
             state.add_event(event.at, event.id, event.type, event.properties)
         state.remember(event.id)
@@ -365,12 +377,19 @@ class SegmentEngine:
         if ctx is None:
             ctx = EvaluationContext(state, now, self.retention)
         members = state.members
-        heap = [(rank.get(sid, 0), sid) for sid in candidates]
-        heapq.heapify(heap)
-        queued = set(candidates)
+        # Candidates in (rank, id) order, merged with a heap of dependents a change queues.
+        order = sorted([(rank.get(sid, 0), sid) for sid in candidates])
+        heap: list[tuple[int, str]] = []
+        queued = candidates
         changes: list[MembershipChange] = []
-        while heap:
-            _, sid = heapq.heappop(heap)
+        i = 0
+        n = len(order)
+        while i < n or heap:
+            if heap and (i == n or heap[0] < order[i]):
+                _, sid = heapq.heappop(heap)
+            else:
+                _, sid = order[i]
+                i += 1
             segment = segments.get(sid)
             if segment is None:
                 continue
@@ -382,6 +401,8 @@ class SegmentEngine:
             )
             for dep in dependents.get(sid, ()):
                 if dep not in queued:
+                    if queued is candidates:
+                        queued = set(candidates)
                     queued.add(dep)
                     heapq.heappush(heap, (rank.get(dep, 0), dep))
         return changes

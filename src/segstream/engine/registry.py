@@ -106,14 +106,6 @@ class _LeafUsers:
 
 
 @dataclass(slots=True)
-class _GuardBucket:
-    """Segments whose first guard needs one key: those with no other guard, and the rest."""
-
-    single: set[str] = field(default_factory=set)
-    multi: set[str] = field(default_factory=set)
-
-
-@dataclass(slots=True)
 class _Bucketed:
     """Leaves filed by one path and discriminator kind, under each key they need."""
 
@@ -203,8 +195,10 @@ class SegmentRegistry:
         self._traits: dict[tuple[str, ...], _Discriminated] = {}
         self._trait_time: dict[tuple[str, ...], set[TraitLeaf]] = {}
         self._trait_roots: dict[str, set[tuple[str, ...]]] = {}
-        #: Guarded segments by their first guard's path and key (see `reachable`).
-        self._first_guards: dict[tuple[str, ...], dict[tuple[str, Any], _GuardBucket]] = {}
+        #: Every guarded segment filed by its guards (see `reachable`).
+        self._guarded = _GuardTrie()
+        #: Trait paths some guard reads, with how many guards read each.
+        self.guard_paths: Counter[tuple[str, ...]] = Counter()
 
     # -- definitions ----------------------------------------------------------------------
     def definitions(self) -> Mapping[str, dict[str, Any]]:
@@ -240,7 +234,9 @@ class SegmentRegistry:
         self.versions[sid] = version
         for leaf in leaves:
             self._users.setdefault(leaf, _LeafUsers()).add(sid, compiled.guards)
-        self._file_guards(segment)
+        if compiled.guards:
+            self._guarded.add(sid, compiled.guards)
+            self.guard_paths.update(g.parts for g in compiled.guards)
         for ref in refs:
             self.dependents.setdefault(ref, set()).add(sid)
         if segment.vacuous:
@@ -269,33 +265,11 @@ class SegmentRegistry:
         self._rerank(sid)
         return segment
 
-    def _file_guards(self, segment: CompiledSegment) -> None:
-        if not segment.guards:
-            return
-        first = segment.guards[0].discriminator
-        assert first is not None
-        by_key = self._first_guards.setdefault(first.parts, {})
-        for k in first.keys:
-            bucket = by_key.setdefault(k, _GuardBucket())
-            (bucket.multi if len(segment.guards) > 1 else bucket.single).add(segment.id)
-
-    def _unfile_guards(self, segment: CompiledSegment) -> None:
-        if not segment.guards:
-            return
-        first = segment.guards[0].discriminator
-        assert first is not None
-        by_key = self._first_guards[first.parts]
-        for k in first.keys:
-            bucket = by_key[k]
-            bucket.single.discard(segment.id)
-            bucket.multi.discard(segment.id)
-            if not bucket.single and not bucket.multi:
-                del by_key[k]
-        if not by_key:
-            del self._first_guards[first.parts]
-
     def _unlink(self, segment: CompiledSegment) -> None:
-        self._unfile_guards(segment)
+        if segment.guards:
+            self._guarded.discard(segment.id)
+            self.guard_paths.subtract(g.parts for g in segment.guards)
+            self.guard_paths = +self.guard_paths
         for leaf in segment.leaves:
             users = self._users[leaf]
             users.discard(segment.id)
@@ -468,19 +442,13 @@ class SegmentRegistry:
                 found[leaf] = sids
         return found
 
+    def reachable(self, traits: Mapping[str, Any]) -> set[str]:
+        """Guarded segments whose every guard a profile with these traits can meet."""
+        return self._reachable(lambda parts: index_keys(terminals(traits, parts)))
+
     def _reachable(self, keys_of: KeysOf) -> set[str]:
-        """Guarded segments whose every guard this profile (keys by path) can meet."""
         reach: set[str] = set()
-        segments = self.segments
-        for parts, by_key in self._first_guards.items():
-            for k in keys_of(parts):
-                bucket = by_key.get(k)
-                if bucket is None:
-                    continue
-                reach |= bucket.single
-                for sid in bucket.multi:
-                    if all(_meets(g, keys_of) for g in segments[sid].guards[1:]):
-                        reach.add(sid)
+        self._guarded.collect(keys_of, reach)
         return reach
 
     def segments_using(self, leaves: Collection[Leaf], state: ProfileState) -> set[str]:
@@ -489,12 +457,6 @@ class SegmentRegistry:
         for sids in self.users_for(leaves, state.traits, state.members).values():
             found |= sids
         return found
-
-
-def _meets(guard: TraitLeaf, keys_of: KeysOf) -> bool:
-    disc = guard.discriminator
-    assert disc is not None
-    return not disc.keys.isdisjoint(keys_of(disc.parts))
 
 
 #: From this many leaves on, `users_for` intersects with the reachable segments instead of

@@ -342,3 +342,30 @@ def test_near_operator() -> None:
         ],
     )
     assert [o[1] for o in out] == ["p1"]
+
+
+def test_window_exit_after_moving_into_a_segments_guard() -> None:
+    # Timers are kept only for leaves some segment could use for the profile: the purchase
+    # made in Berlin gets no timer for the Paris segment until the profile moves to Paris.
+    paris = seg(
+        "paris-buyers",
+        {
+            "and": [
+                {"trait": "location.city", "op": "eq", "value": "Paris"},
+                {"event": "order.purchased", "within": "1d"},
+            ]
+        },
+    )
+    out = run(
+        [paris],
+        [
+            traits("e1", "p1", "2026-01-01T00:00:00Z", location={"city": "Berlin"}),
+            activity("e2", "order.purchased", "p1", "2026-01-01T01:00:00Z", amount=5),
+            traits("e3", "p1", "2026-01-01T02:00:00Z", location={"city": "Paris"}),
+            traits("e4", "p1", "2026-01-03T00:00:00Z", gender="female"),
+        ],
+    )
+    assert out == [
+        ("+", "p1", "paris-buyers@1#1", "2026-01-01T02:00:00Z", "event:e3"),
+        ("-", "p1", "paris-buyers@1#2", "2026-01-02T01:00:00Z", "timer"),
+    ]

@@ -42,7 +42,7 @@ def test_wide_and_narrow_lookups_agree(
         assert wide == narrow
 
 
-def test_removal_unfiles_first_guards(
+def test_removal_unfiles_guards(
     loaded: tuple[SegmentRegistry, list[dict[str, object]]],
 ) -> None:
     registry, _ = loaded
@@ -50,5 +50,6 @@ def test_removal_unfiles_first_guards(
     for sid, segment in registry.segments.items():
         fresh.install(segment.definition, segment.version, segment.fingerprint)
         fresh.remove(sid)
-    assert fresh._first_guards == {}
+    assert not fresh._guarded.here
+    assert not fresh._guarded.below
     assert fresh._users == {}

@@ -226,7 +226,15 @@ class SegmentEngine:
         if timed is not None:
             retention = self.retention
             leaves = {leaf for leaf in leaves if leaf.changes_at(timed, due, retention)}
-        return {leaf for leaf in leaves if leaf.selects_statically(properties, seen)}
+        verdicts: dict[bytes, bool] = {}
+        selected = set()
+        for leaf in leaves:
+            verdict = verdicts.get(leaf.static_key)
+            if verdict is None:
+                verdict = verdicts[leaf.static_key] = leaf.selects_statically(properties, seen)
+            if verdict:
+                selected.add(leaf)
+        return selected
 
     def _schedule_event(
         self, state: ProfileState, event: StoredEvent, leaves: Iterable[EventLeaf], now: int

@@ -241,6 +241,7 @@ class EventLeaf(Leaf):
         "event_type",
         "measure",
         "span",
+        "static_key",
         "static_where",
         "time_where",
         "where",
@@ -263,6 +264,14 @@ class EventLeaf(Leaf):
                 )
             )
         self.static_where = [w for w in self.where if w.span is None]
+        #: Equal for leaves whose time-independent `where` is the same set of conditions:
+        #: whether an event meets it is decided once per event for all of them.
+        static_items = sorted(
+            leaf_key(item).decode()
+            for item in node.get("where") or ()
+            if item["op"] not in TIME_OPERATORS
+        )
+        self.static_key: bytes = leaf_key({"event": self.event_type, "where": static_items})
         self.time_where = [w for w in self.where if w.span is not None]
         # Prefer an exact value to a prefix or suffix: fewer leaves share a bucket.
         found = sorted(

@@ -33,6 +33,8 @@ CauseOf = Callable[[str], dict[str, str]]
 _EVENT_TIMER = "e"
 _TRAIT_TIMER = "t"
 _SEP = "\x1f"
+#: Profiles whose reachable segments the engine remembers (cleared when full).
+_REACH_CACHE_SIZE = 100_000
 
 
 def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,6 +64,7 @@ class SegmentEngine:
         self.store = store
         self.due = due
         self.retention = registry.retention
+        self._reach_cache: dict[str, tuple[dict[str, Any], int, set[str]]] = {}
 
     # -- input events ---------------------------------------------------------------------
     def is_duplicate(self, event: InputEvent) -> bool:
@@ -119,9 +122,14 @@ class SegmentEngine:
         # Evaluate only the leaves some segment could change through: a segment whose
         # guards the profile fails (with its new traits) and that it is not a member of is
         # false before and after. Most trait leaves of a new profile fall away here.
-        traits_after = new_traits if new_traits is not None else state.traits
-        trait_users = registry.users_for(trait_leaves, traits_after, state.members)
-        event_users = registry.users_for(event_leaves, traits_after, state.members)
+        if new_traits is None or not guards_moved:
+            reach = self._reach(pid, state.traits, new_traits)
+        else:
+            reach = self._reach(pid, new_traits)
+        if state.members:
+            reach = reach.union(state.members)
+        trait_users = registry.users_for(trait_leaves, reach)
+        event_users = registry.users_for(event_leaves, reach)
         if created:  # the empty profile: each leaf's value on it is a constant
             before_values = {leaf: registry.empty_value(leaf) for leaf in trait_users}
             before_values.update((leaf, registry.empty_value(leaf)) for leaf in event_users)
@@ -209,8 +217,30 @@ class SegmentEngine:
         if not state.exists:
             return []
         cause = {"kind": "timer"}
-        segments = registry.segments_using(leaves, state)
+        reach = self._reach(pid, state.traits)
+        if state.members:
+            reach = reach.union(state.members)
+        segments = registry.segments_using(leaves, reach)
         return self._evaluate(pid, state, segments, due, lambda _sid: cause)
+
+    def _reach(
+        self, pid: str, traits: dict[str, Any], same_as: dict[str, Any] | None = None
+    ) -> set[str]:
+        """The registry's `reachable` segments for a profile's traits, cached while neither
+        the traits object nor the active segments change (do not mutate the result).
+
+        `same_as`: traits that replace `traits` without changing any guard path.
+        """
+        epoch = self.registry.epoch
+        cached = self._reach_cache.get(pid)
+        if cached is not None and cached[0] is traits and cached[1] == epoch:
+            reach = cached[2]
+        else:
+            reach = self.registry.reachable(traits)
+        if len(self._reach_cache) >= _REACH_CACHE_SIZE:
+            self._reach_cache.clear()
+        self._reach_cache[pid] = (same_as if same_as is not None else traits, epoch, reach)
+        return reach
 
     def _selecting(
         self,

@@ -4,7 +4,8 @@ segments an event, a trait change or a timer can affect."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,23 +87,19 @@ class _GuardTrie:
 
 @dataclass(slots=True)
 class _LeafUsers:
-    """The segments that read a leaf: all of them, those without guards, and filed by
-    their guards."""
+    """The segments that read a leaf: all of them, and those without guards."""
 
     all: set[str] = field(default_factory=set)
     open: set[str] = field(default_factory=set)
-    trie: _GuardTrie = field(default_factory=_GuardTrie)
 
-    def add(self, sid: str, guards: list[TraitLeaf]) -> None:
+    def add(self, sid: str, guarded: bool) -> None:
         self.all.add(sid)
-        if not guards:
+        if not guarded:
             self.open.add(sid)
-        self.trie.add(sid, guards)
 
     def discard(self, sid: str) -> None:
         self.all.discard(sid)
         self.open.discard(sid)
-        self.trie.discard(sid)
 
 
 @dataclass(slots=True)
@@ -197,6 +194,8 @@ class SegmentRegistry:
         self._trait_roots: dict[str, set[tuple[str, ...]]] = {}
         #: Every guarded segment filed by its guards (see `reachable`).
         self._guarded = _GuardTrie()
+        #: Changes whenever the set of active segments does (callers cache `reachable`).
+        self.epoch = 0
         #: Trait paths some guard reads, with how many guards read each.
         self.guard_paths: Counter[tuple[str, ...]] = Counter()
 
@@ -233,7 +232,7 @@ class SegmentRegistry:
         self._definitions[sid] = segment.definition
         self.versions[sid] = version
         for leaf in leaves:
-            self._users.setdefault(leaf, _LeafUsers()).add(sid, compiled.guards)
+            self._users.setdefault(leaf, _LeafUsers()).add(sid, bool(compiled.guards))
         if compiled.guards:
             self._guarded.add(sid, compiled.guards)
             self.guard_paths.update(g.parts for g in compiled.guards)
@@ -244,6 +243,7 @@ class SegmentRegistry:
         else:
             self.vacuous.discard(sid)
         self._rerank(sid)
+        self.epoch += 1
         return segment
 
     def _distinct_values(self, parts: tuple[str, ...]) -> int:
@@ -263,6 +263,7 @@ class SegmentRegistry:
         self._unlink(segment)
         self.vacuous.discard(sid)
         self._rerank(sid)
+        self.epoch += 1
         return segment
 
     def _unlink(self, segment: CompiledSegment) -> None:
@@ -376,18 +377,9 @@ class SegmentRegistry:
         """Leaves on a trait path whose truth can change with time alone."""
         return self._trait_time.get(parts, set())
 
-    def users_for(
-        self, leaves: Collection[Leaf], traits: Mapping[str, Any], members: Mapping[str, int]
-    ) -> dict[Leaf, set[str]]:
-        """Per leaf, the active segments reading it that can change for this profile.
-
-        A segment with guards is left out when the profile (with these traits) fails one of
-        them and is not a member: it is false before and after. Leaves left with no segment
-        are left out.
-        """
-        found: dict[Leaf, set[str]] = {}
+    def reachable(self, traits: Mapping[str, Any]) -> set[str]:
+        """Guarded segments whose every guard a profile with these traits can meet."""
         keys_at: dict[tuple[str, ...], set[tuple[str, Any]]] = {}
-        users_of = self._users
 
         def keys_of(parts: tuple[str, ...]) -> set[tuple[str, Any]]:
             keys = keys_at.get(parts)
@@ -395,72 +387,37 @@ class SegmentRegistry:
                 keys = keys_at[parts] = index_keys(terminals(traits, parts))
             return keys
 
-        if len(leaves) > _WIDE:
-            # Many leaves (a new profile's traits): find the profile's reachable segments
-            # once, then intersect each leaf's guarded users with them (C-speed set ops).
-            reach = self._reachable(keys_of)
-            if members:
-                reach.update(members)
-            for leaf in leaves:
-                users = users_of.get(leaf)
-                if users is None:
-                    continue
-                sids = users.all & reach
-                if users.open:
-                    sids |= users.open
-                if sids:
-                    found[leaf] = sids
-            return found
-
-        for leaf in leaves:
-            users = users_of.get(leaf)
-            if users is None:
-                continue
-            trie = users.trie
-            sids = set(trie.here)
-            below = trie.below
-            if below:
-                # The first level inline (most tries are one guard deep), keys cached per path.
-                for parts, children in below.items():
-                    keys = keys_at.get(parts)
-                    if keys is None:
-                        keys = keys_at[parts] = index_keys(terminals(traits, parts))
-                    for k in keys:
-                        child = children.get(k)
-                        if child is not None:
-                            sids |= child.here
-                            if child.below:
-                                for deeper, grandchildren in child.below.items():
-                                    for k2 in keys_of(deeper):
-                                        grandchild = grandchildren.get(k2)
-                                        if grandchild is not None:
-                                            grandchild.collect(keys_of, sids)
-                if members:
-                    every = users.all
-                    sids.update(sid for sid in members if sid in every)
-            if sids:
-                found[leaf] = sids
-        return found
-
-    def reachable(self, traits: Mapping[str, Any]) -> set[str]:
-        """Guarded segments whose every guard a profile with these traits can meet."""
-        return self._reachable(lambda parts: index_keys(terminals(traits, parts)))
-
-    def _reachable(self, keys_of: KeysOf) -> set[str]:
         reach: set[str] = set()
         self._guarded.collect(keys_of, reach)
         return reach
 
-    def segments_using(self, leaves: Collection[Leaf], state: ProfileState) -> set[str]:
-        """Ids of the active segments that read any of these leaves and can change for `state`."""
+    def users_for(self, leaves: Iterable[Leaf], reach: AbstractSet[str]) -> dict[Leaf, set[str]]:
+        """Per leaf, the active segments reading it that can change for a profile.
+
+        `reach` is the profile's `reachable` segments plus its memberships: a guarded segment
+        outside it is false before and after (the profile fails a guard and is not a
+        member). Leaves left with no segment are left out.
+        """
+        found: dict[Leaf, set[str]] = {}
+        users_of = self._users
+        for leaf in leaves:
+            users = users_of.get(leaf)
+            if users is None:
+                continue
+            sids = users.all & reach
+            if users.open:
+                sids |= users.open
+            if sids:
+                found[leaf] = sids
+        return found
+
+    def segments_using(self, leaves: Iterable[Leaf], reach: AbstractSet[str]) -> set[str]:
+        """Ids of the active segments that read any of these leaves and can change for a
+        profile with this `reach` (see `users_for`)."""
         found: set[str] = set()
-        for sids in self.users_for(leaves, state.traits, state.members).values():
+        for sids in self.users_for(leaves, reach).values():
             found |= sids
         return found
 
-
-#: From this many leaves on, `users_for` intersects with the reachable segments instead of
-#: walking each leaf's guard trie.
-_WIDE = 12
 
 AGE_PATH = split_path("age")

@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KAFKA := deploy/kafka-local/kafka.sh
 
-.PHONY: help venv run test lint unit integration chaos ops-tools kafka-start kafka-stop kafka-status kafka-fetch clean
+.PHONY: help venv run test lint unit integration chaos ops-tools browser-tools kafka-start kafka-stop kafka-status kafka-fetch clean
 
 help:
 	@echo "make run          local Kafka broker, worker, demo segments and a live stream (Ctrl-C stops all)"
@@ -39,13 +39,17 @@ lint: $(STAMP)
 ops-tools:
 	deploy/tools/ensure-promtool.sh
 
+# Debian's Chromium for the browser tests (tests/browser/, Playwright; marked kafka).
+browser-tools:
+	deploy/tools/ensure-chromium.sh
+
 unit: $(STAMP) ops-tools
 	$(BIN)/pytest -m "not kafka"
 
-integration: $(STAMP)
+integration: $(STAMP) browser-tools
 	$(BIN)/pytest -m kafka
 
-test: lint ops-tools
+test: lint ops-tools browser-tools
 	$(BIN)/pytest
 
 # Chaos rounds on a broker of their own; SEGSTREAM_CHAOS_DURATION seconds (default 600),

@@ -47,7 +47,7 @@ class HttpApi:
                 reads.members,
                 False,
             ),
-            ("GET", "/api/profiles/{profile_id:.+}", "/api/profiles/{id}", reads.profile, False),
+            ("GET", "/api/profiles/{profile_id:(?s:.+)}", "/api/profiles/{id}", reads.profile, False),
             ("GET", "/api/openapi.yaml", "/api/openapi.yaml", self._openapi, False),
             (
                 "GET",
@@ -58,7 +58,7 @@ class HttpApi:
             ),
             (
                 "GET",
-                "/internal/partitions/{partition}/profiles/{profile_id:.+}",
+                "/internal/partitions/{partition}/profiles/{profile_id:(?s:.+)}",
                 "",
                 internal.profile,
                 True,
@@ -82,7 +82,7 @@ class HttpApi:
         ]
         fallback = endpoint(self.ctx, self._fallback)
         # Last: anything no route took (the probes come first) gets a JSON 404 or 405.
-        defs.append(web.route("*", "/{tail:.*}", fallback))
+        defs.append(web.route("*", "/{tail:(?s:.*)}", fallback))
         return defs
 
     async def close(self) -> None:

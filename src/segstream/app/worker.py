@@ -26,6 +26,7 @@ from segstream.app.metrics import WorkerMetrics
 from segstream.app.partition import PartitionWorker
 from segstream.app.settings import WorkerSettings
 from segstream.app.web import HealthWeb
+from segstream.audience import audience_routes
 from segstream.timefmt import format_instant
 
 __all__ = ["Worker"]
@@ -85,7 +86,8 @@ class Worker:
                 settings.web_port,
                 self.metrics,
                 self.is_ready,
-                extra_routes=self.api.routes(),
+                # The Audience page (`/`, `/ui/...`) before the API's JSON catch-all.
+                extra_routes=[*audience_routes(), *self.api.routes()],
             )
             await self.web.start()
             self.api.set_url(settings.web_advertise or self.web.url)

@@ -1,0 +1,80 @@
+// The worker's HTTP API (docs/api.md), as the Audience page calls it.
+// Paths are relative ("api/..."), so the page also works behind a proxy under a sub-path.
+
+const TOKEN_KEY = "segstream.apiToken";
+
+/** The API token kept for this browser tab (sessionStorage), or "". */
+export function getToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY) || "";
+  } catch {
+    return "";
+  }
+}
+
+export function setToken(token) {
+  try {
+    if (token) sessionStorage.setItem(TOKEN_KEY, token);
+    else sessionStorage.removeItem(TOKEN_KEY);
+  } catch {
+    // Storage may be disabled: the token then lasts until the page is reloaded.
+  }
+  memoryToken = token;
+}
+
+let memoryToken = "";
+
+/** An answer that is not 2xx: `code`, `message` and, for 422, `errors` [{path, message}]. */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.message) || `the worker answered HTTP ${status}`);
+    this.status = status;
+    this.code = (body && body.code) || "http_error";
+    this.errors = (body && Array.isArray(body.errors) && body.errors) || [];
+  }
+}
+
+async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const token = getToken() || memoryToken;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const init = { method, headers, cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError(0, { code: "network", message: "the worker does not answer" });
+  }
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = { code: "invalid_response", message: text.slice(0, 200) };
+    }
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+const segment = (id) => `api/segments/${encodeURIComponent(id)}`;
+
+export const api = {
+  list: () => request("GET", "api/segments"),
+  get: (id) => request("GET", segment(id)),
+  create: (definition) => request("POST", "api/segments", definition),
+  replace: (id, definition) => request("PUT", segment(id), definition),
+  remove: (id) => request("DELETE", segment(id)),
+  preview: (definition, sample = 10) =>
+    request("POST", `api/segments/preview?sample=${sample}`, definition),
+  members: (id, cursor, limit) => {
+    const query = new URLSearchParams({ limit: String(limit) });
+    if (cursor) query.set("cursor", cursor);
+    return request("GET", `${segment(id)}/members?${query}`);
+  },
+};

@@ -7,7 +7,8 @@ clock live) and returns the membership changes it decided, in emission order.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import orjson
@@ -150,7 +151,7 @@ class SegmentEngine:
             for parts in trait_paths:
                 # Idempotent, and needed even when the terminals look unchanged (a new
                 # birthdate can keep today's age but move the next birthday).
-                self._schedule_trait(state, parts, now)
+                self._schedule_trait(state, parts, now, reach)
         if event_leaves:
             stored = state.add_event(event.at, event.id, event.type, event.properties)
             # Timers only for leaves some segment could change through for this profile.
@@ -283,8 +284,19 @@ class SegmentEngine:
             if due > now:
                 state.schedule(due, key)
 
-    def _schedule_trait(self, state: ProfileState, parts: tuple[str, ...], now: int) -> None:
-        time_leaves = self.registry.time_trait_leaves(parts)
+    def _schedule_trait(
+        self,
+        state: ProfileState,
+        parts: tuple[str, ...],
+        now: int,
+        reach: AbstractSet[str] | None = None,
+    ) -> None:
+        """Timers for the time-dependent leaves on a trait path; with `reach`, only for the
+        leaves some segment could change through for the profile (as for event timers)."""
+        time_leaves: Collection[TraitLeaf] = self.registry.time_trait_leaves(parts)
+        if time_leaves and reach is not None:
+            used = self.registry.users_for(time_leaves, reach)
+            time_leaves = [leaf for leaf in time_leaves if leaf in used]
         if not time_leaves:
             return
         key = _TRAIT_TIMER + ".".join(parts)

@@ -369,3 +369,34 @@ def test_window_exit_after_moving_into_a_segments_guard() -> None:
         ("+", "p1", "paris-buyers@1#1", "2026-01-01T02:00:00Z", "event:e3"),
         ("-", "p1", "paris-buyers@1#2", "2026-01-02T01:00:00Z", "timer"),
     ]
+
+
+def test_trait_time_exit_after_moving_into_a_segments_guard() -> None:
+    # Same for trait timers: the signup-date timer for the Paris segment is set on the move.
+    paris = seg(
+        "paris-new",
+        {
+            "and": [
+                {"trait": "location.city", "op": "eq", "value": "Paris"},
+                {"trait": "signup_date", "op": "within_last", "value": "7d"},
+            ]
+        },
+    )
+    out = run(
+        [paris],
+        [
+            traits(
+                "e1",
+                "p1",
+                "2026-01-01T00:00:00Z",
+                location={"city": "Berlin"},
+                signup_date="2026-01-01T00:00:00Z",
+            ),
+            traits("e2", "p1", "2026-01-02T00:00:00Z", location={"city": "Paris"}),
+            traits("e3", "p1", "2026-01-10T00:00:00Z", gender="female"),
+        ],
+    )
+    assert out == [
+        ("+", "p1", "paris-new@1#1", "2026-01-02T00:00:00Z", "event:e2"),
+        ("-", "p1", "paris-new@1#2", "2026-01-08T00:00:00Z", "timer"),
+    ]

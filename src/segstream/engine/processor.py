@@ -100,6 +100,7 @@ class SegmentEngine:
         else:
             patch = {"device": event.device} if event.device is not None else None
         trait_leaves: set[Leaf] = set()
+        flipped: set[TraitLeaf] = set()
         new_traits: dict[str, Any] | None = None
         trait_paths: list[tuple[str, ...]] = []
         guards_moved = False
@@ -112,7 +113,15 @@ class SegmentEngine:
                 before = trait_terminals(state.traits, parts, now)
                 after = trait_terminals(new_traits, parts, now)
                 if not _same(before, after):
-                    trait_leaves |= registry.trait_leaves(parts, before, after)
+                    held = registry.true_leaves(parts, before)
+                    holds = registry.true_leaves(parts, after) if held is not None else None
+                    if held is not None and holds is not None:
+                        # Known before and after without evaluating: only the leaves that
+                        # flip, plus the ones that need `now`, go on.
+                        flipped |= held ^ holds
+                        trait_leaves |= registry.span_leaves(parts)
+                    else:
+                        trait_leaves |= registry.trait_leaves(parts, before, after)
                     if parts in registry.guard_paths:
                         guards_moved = True
         event_leaves: set[EventLeaf] = set()
@@ -164,6 +173,8 @@ class SegmentEngine:
 
         ctx = EvaluationContext(state, now, retention)
         candidates: set[str] = set()
+        for sids in registry.users_for(flipped, reach).values():
+            candidates |= sids
         for leaf, sids in trait_users.items():
             if ctx.value(leaf) != before_values[leaf]:
                 candidates |= sids

@@ -9,6 +9,8 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from segstream.rules.compile import (
     Discriminator,
     EvaluationContext,
@@ -191,6 +193,12 @@ class SegmentRegistry:
         self._events: dict[str, _Discriminated] = {}
         self._traits: dict[tuple[str, ...], _Discriminated] = {}
         self._trait_time: dict[tuple[str, ...], set[TraitLeaf]] = {}
+        #: Per trait path, its `within_last`/`more_than_ago` leaves (their truth needs `now`).
+        self._trait_spans: dict[tuple[str, ...], set[TraitLeaf]] = {}
+        #: Per trait path, the other leaves that hold, by the terminals' exact JSON.
+        self._truths: dict[tuple[str, ...], dict[bytes, frozenset[TraitLeaf]]] = {}
+        #: Paths whose terminals took too many distinct values to keep their truths.
+        self._truthless: set[tuple[str, ...]] = set()
         self._trait_roots: dict[str, set[tuple[str, ...]]] = {}
         #: Every guarded segment filed by its guards (see `reachable`).
         self._guarded = _GuardTrie()
@@ -315,6 +323,10 @@ class SegmentRegistry:
             self._trait_roots.setdefault(leaf.parts[0], set()).add(leaf.parts)
             if leaf.time_dependent:
                 self._trait_time.setdefault(leaf.parts, set()).add(leaf)
+            if leaf.span is not None:
+                self._trait_spans.setdefault(leaf.parts, set()).add(leaf)
+            self._truths.pop(leaf.parts, None)
+            self._truthless.discard(leaf.parts)
 
     def _forget_leaf(self, leaf: Leaf) -> None:
         del self._leaves[leaf.key]
@@ -333,11 +345,14 @@ class SegmentRegistry:
                 roots.discard(leaf.parts)
                 if not roots:
                     del self._trait_roots[leaf.parts[0]]
-            time_leaves = self._trait_time.get(leaf.parts)
-            if time_leaves is not None:
-                time_leaves.discard(leaf)
-                if not time_leaves:
-                    del self._trait_time[leaf.parts]
+            for by_path in (self._trait_time, self._trait_spans):
+                found = by_path.get(leaf.parts)
+                if found is not None:
+                    found.discard(leaf)
+                    if not found:
+                        del by_path[leaf.parts]
+            self._truths.pop(leaf.parts, None)
+            self._truthless.discard(leaf.parts)
 
     # -- lookups ------------------------------------------------------------------------------
     def empty_value(self, leaf: Leaf) -> bool:
@@ -372,6 +387,35 @@ class SegmentRegistry:
             return set()
         both = old + new
         return index.lookup(lambda _parts: both)
+
+    def true_leaves(self, parts: tuple[str, ...], values: list[Any]) -> frozenset[TraitLeaf] | None:
+        """The leaves on a trait path, `within_last`/`more_than_ago` aside, that hold for these
+        terminals; None for a path whose terminals took too many distinct values to cache.
+
+        Such a leaf's truth depends on the terminals alone, so it is decided once per distinct
+        terminals (exact JSON: 1, 1.0 and true differ) and kept until a leaf on the path is
+        added or removed.
+        """
+        if parts in self._truthless:
+            return None
+        cache = self._truths.setdefault(parts, {})
+        key = orjson.dumps(values)
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= _TRUTH_VALUES:
+                self._truthless.add(parts)
+                del self._truths[parts]
+                return None
+            index = self._traits.get(parts)
+            candidates = index.lookup(lambda _parts: values) if index is not None else set()
+            found = cache[key] = frozenset(
+                leaf for leaf in candidates if leaf.span is None and leaf.pred(values, 0)
+            )
+        return found
+
+    def span_leaves(self, parts: tuple[str, ...]) -> set[TraitLeaf]:
+        """The `within_last`/`more_than_ago` leaves on a trait path."""
+        return self._trait_spans.get(parts, set())
 
     def time_trait_leaves(self, parts: tuple[str, ...]) -> set[TraitLeaf]:
         """Leaves on a trait path whose truth can change with time alone."""
@@ -419,5 +463,8 @@ class SegmentRegistry:
             found |= sids
         return found
 
+
+#: Distinct terminals per trait path whose true leaves `true_leaves` keeps (then it stops).
+_TRUTH_VALUES = 4096
 
 AGE_PATH = split_path("age")

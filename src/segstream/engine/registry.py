@@ -199,6 +199,7 @@ class SegmentRegistry:
         self._truths: dict[tuple[str, ...], dict[bytes, frozenset[TraitLeaf]]] = {}
         #: Paths whose terminals took too many distinct values to keep their truths.
         self._truthless: set[tuple[str, ...]] = set()
+        self._truth_lookups: dict[tuple[str, ...], int] = {}
         self._trait_roots: dict[str, set[tuple[str, ...]]] = {}
         #: Every guarded segment filed by its guards (see `reachable`).
         self._guarded = _GuardTrie()
@@ -326,6 +327,7 @@ class SegmentRegistry:
             if leaf.span is not None:
                 self._trait_spans.setdefault(leaf.parts, set()).add(leaf)
             self._truths.pop(leaf.parts, None)
+            self._truth_lookups.pop(leaf.parts, None)
             self._truthless.discard(leaf.parts)
 
     def _forget_leaf(self, leaf: Leaf) -> None:
@@ -352,6 +354,7 @@ class SegmentRegistry:
                     if not found:
                         del by_path[leaf.parts]
             self._truths.pop(leaf.parts, None)
+            self._truth_lookups.pop(leaf.parts, None)
             self._truthless.discard(leaf.parts)
 
     # -- lookups ------------------------------------------------------------------------------
@@ -390,7 +393,7 @@ class SegmentRegistry:
 
     def true_leaves(self, parts: tuple[str, ...], values: list[Any]) -> frozenset[TraitLeaf] | None:
         """The leaves on a trait path, `within_last`/`more_than_ago` aside, that hold for these
-        terminals; None for a path whose terminals took too many distinct values to cache.
+        terminals; None for a path whose terminals take too many distinct values to cache.
 
         Such a leaf's truth depends on the terminals alone, so it is decided once per distinct
         terminals (exact JSON: 1, 1.0 and true differ) and kept until a leaf on the path is
@@ -401,8 +404,11 @@ class SegmentRegistry:
         cache = self._truths.setdefault(parts, {})
         key = orjson.dumps(values)
         found = cache.get(key)
+        lookups = self._truth_lookups[parts] = self._truth_lookups.get(parts, 0) + 1
         if found is None:
-            if len(cache) >= _TRUTH_VALUES:
+            # Too many values, or mostly new ones (coordinates, amounts): evaluating the
+            # leaves that have users is cheaper than evaluating all of them for the cache.
+            if len(cache) >= _TRUTH_VALUES or (lookups >= 1024 and len(cache) * 4 > lookups):
                 self._truthless.add(parts)
                 del self._truths[parts]
                 return None

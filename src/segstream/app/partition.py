@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,11 @@ log = logging.getLogger("segstream.partition")
 BACKFILL_SLICE_S = 0.1
 BACKFILL_STEP = 200
 
+#: Decoded profile states kept between transactions, per partition (most recently committed).
+#: Live traffic comes in small batches, and decoding a profile per batch was the largest
+#: single cost of the worker at half its throughput (py-spy, bench/e2e.py).
+PROFILE_CACHE_SIZE = 2000
+
 _JOBS = "jobs"
 _SEGMENT = "seg:"
 _VERSION = "ver:"
@@ -57,21 +63,33 @@ def wall_us() -> int:
 class BatchProfiles:
     """The engine's view of the partition's profiles during one transaction."""
 
-    def __init__(self, store: PartitionStore) -> None:
+    def __init__(
+        self,
+        store: PartitionStore,
+        cache: OrderedDict[str, tuple[bytes, ProfileState]] | None = None,
+    ) -> None:
         self._store = store
+        self._cache = cache
         self.loaded: dict[str, ProfileState] = {}
         self.before: dict[str, dict[str, int]] = {}
         self.raw: dict[str, bytes] = {}  # the stored encoding of each profile read
         self.dirty: set[str] = set()
+        self.encoded: dict[str, bytes] = {}  # the new encoding of each dirty profile
 
     def get(self, profile_id: str) -> ProfileState | None:
-        """The profile's state (decoded once per transaction)."""
+        """The profile's state (decoded once per transaction, or taken from the cache of
+        committed states when it holds exactly the stored bytes)."""
         state = self.loaded.get(profile_id)
         if state is None:
             raw = self._store.get(profile_key(profile_id))
             if raw is None:
                 return None
-            state = self.loaded[profile_id] = decode_profile(raw)
+            # Taken out of the cache: this transaction may change the object, and only
+            # `commit_to_cache` puts states back, those of a committed transaction.
+            cached = self._cache.pop(profile_id, None) if self._cache is not None else None
+            hit = cached is not None and cached[0] == raw
+            state = cached[1] if hit and cached is not None else decode_profile(raw)
+            self.loaded[profile_id] = state
             self.before[profile_id] = dict(state.members)
             self.raw[profile_id] = raw
         return state
@@ -81,6 +99,17 @@ class BatchProfiles:
         self.loaded[profile_id] = state
         self.before.setdefault(profile_id, {})
         self.dirty.add(profile_id)
+
+    def commit_to_cache(self) -> None:
+        """After the commit: keep the written states (their encoding is what is stored)."""
+        cache = self._cache
+        if cache is None:
+            return
+        for profile_id, encoded in self.encoded.items():
+            cache[profile_id] = (encoded, self.loaded[profile_id])
+            cache.move_to_end(profile_id)
+        while len(cache) > PROFILE_CACHE_SIZE:
+            cache.popitem(last=False)
 
     def profile_ids(self) -> Iterable[str]:
         """Every stored profile id, in key order."""
@@ -113,6 +142,10 @@ class PartitionWorker:
         self.members: dict[str, int] = {}
         self.now = 0
         self.ready = False
+        self.profile_cache: OrderedDict[str, tuple[bytes, ProfileState]] = OrderedDict()
+        #: Evaluation time of the next backfill slice; the worker shares BACKFILL_SLICE_S
+        #: between its partitions that have backfills, so events wait for one share in all.
+        self.backfill_slice_s = BACKFILL_SLICE_S
 
     @property
     def store_path(self) -> Path:
@@ -135,6 +168,11 @@ class PartitionWorker:
             acks="all",
             linger_ms=5,
             max_batch_size=512 * 1024,
+            # Kafka 4 brokers verify transactional partitions (KIP-890) and answer this
+            # pre-KIP-890 client's first produce of a transaction with a retriable
+            # NOT_ENOUGH_REPLICAS now and then: retry after 20 ms, not the default 100 ms
+            # that every such transaction (and the events in it) would wait.
+            retry_backoff_ms=20,
             max_request_size=4 * 1024 * 1024,
         )
         await self.producer.start()
@@ -243,10 +281,11 @@ class PartitionWorker:
         transaction; with no records, fire due timers and run a backfill slice."""
         assert self.store is not None and self.producer is not None
         started = time.monotonic()
-        profiles = BatchProfiles(self.store)
+        profiles = BatchProfiles(self.store, self.profile_cache)
         engine = self._engine(profiles)
         output = _Output(self, engine)
         meta_dirty = False
+        futures: list[Any] = []
         await self.producer.begin_transaction()
         try:
             self.now = max(self.now, wall_us())
@@ -274,7 +313,7 @@ class PartitionWorker:
             if meta_dirty:
                 self.store.stage(meta_key(_JOBS), self.jobs.encode() if self.jobs else None)
             changelog = self._stage_changes(profiles)
-            futures = await output.flush()
+            futures.extend(await output.flush())
             for key, value in changelog:
                 futures.append(
                     await self.producer.send(
@@ -287,22 +326,27 @@ class PartitionWorker:
             await self.producer.commit_transaction()
         except BaseException:
             self.metrics.transaction(False)
+            for future in futures:
+                # The sends of an aborted transaction fail with it: one log line for the
+                # batch (the caller's), not "exception was never retrieved" for each record.
+                future.add_done_callback(_retrieve_exception)
             self.store.discard_staged()
             raise
         self.metrics.transaction(True)
         results = await asyncio.gather(*futures)
         changelog_offsets = [r.offset for r in results if r.topic == self.topics.changelog]
         self.store.apply_staged(max(changelog_offsets) if changelog_offsets else None)
+        profiles.commit_to_cache()
         output.after_commit()
         self.metrics.batch(time.monotonic() - started)
 
     def _backfill_slice(self, engine: SegmentEngine) -> list[MembershipChange]:
         """Advance the pending backfills by up to SEGSTREAM_BACKFILL_BATCH profiles, stopping
-        early after BACKFILL_SLICE_S of evaluation so that events never wait long for it."""
+        early after `backfill_slice_s` of evaluation so that events never wait long for it."""
         assert self.store is not None
         changes: list[MembershipChange] = []
         left = self.settings.backfill_batch
-        stop = time.monotonic() + BACKFILL_SLICE_S
+        stop = time.monotonic() + self.backfill_slice_s
         while self.jobs and left > 0:
             step = min(left, BACKFILL_STEP)
             changes.extend(self.jobs.advance(engine, self.store.profile_ids_after, step, self.now))
@@ -315,7 +359,7 @@ class PartitionWorker:
         assert self.store is not None
         for profile_id in profiles.dirty:
             state = profiles.loaded[profile_id]
-            encoded = encode_profile(state)
+            encoded = profiles.encoded[profile_id] = encode_profile(state)
             if encoded == profiles.raw.get(profile_id):
                 continue  # evaluated but unchanged (most profiles of a backfill): no write
             self.store.stage_profile(profile_id, encoded, state, profiles.before[profile_id])
@@ -432,6 +476,11 @@ class PartitionWorker:
                 "backfill_total": job.total if job is not None else None,
             }
         return {"partition": self.partition, "segments": segments}
+
+
+def _retrieve_exception(future: Any) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _reference_component(registry: SegmentRegistry, record: dict[str, Any]) -> set[str]:

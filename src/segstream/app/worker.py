@@ -23,7 +23,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from segstream.api import HttpApi
 from segstream.app.catalogue import SegmentCatalogue
 from segstream.app.metrics import WorkerMetrics
-from segstream.app.partition import PartitionWorker
+from segstream.app.partition import BACKFILL_SLICE_S, PartitionWorker
 from segstream.app.settings import WorkerSettings
 from segstream.app.web import HealthWeb
 from segstream.audience import audience_routes
@@ -55,6 +55,8 @@ class Worker:
         self.web: HealthWeb | None = None
         self.api = HttpApi(self, settings)
         self._reported_segments: set[str] = set()
+        #: When each partition last committed a transaction (monotonic seconds).
+        self._last_transaction: dict[int, float] = {}
 
     # -- readiness ------------------------------------------------------------------------
     def is_ready(self) -> bool:
@@ -143,8 +145,12 @@ class Worker:
             for tp, messages in fetched.items():
                 by_partition[tp.partition].append((tp, messages))
             async with self._lock:
-                for partition, batch in by_partition.items():
-                    await self._process(partition, batch)
+                # Each partition has its own transactional producer: run their transactions
+                # side by side, so that their broker round trips (add partitions, offsets,
+                # commit) overlap instead of adding up (the engine work still takes turns).
+                await asyncio.gather(
+                    *(self._process(partition, batch) for partition, batch in by_partition.items())
+                )
 
     async def _process(self, partition: int, batch: list[tuple[Any, list[Any]]]) -> None:
         worker = self.partitions.get(partition)
@@ -164,6 +170,9 @@ class Worker:
             log.exception("partition %d: batch failed; reopening the partition", partition)
             await self._try_reopen(partition)
             await self._rewind(batch)
+        else:
+            # Its due timers fired in that transaction: the ticker can leave it alone.
+            self._last_transaction[partition] = time.monotonic()
 
     async def _rewind(self, batch: list[tuple[Any, list[Any]]]) -> None:
         for tp, _messages in batch:
@@ -259,6 +268,8 @@ class Worker:
             if self.rebalancing:
                 continue
             async with self._lock:
+                due: list[tuple[int, PartitionWorker]] = []
+                now = time.monotonic()
                 for partition, worker in list(self.partitions.items()):
                     if not worker.ready and partition in self.assigned:
                         # A (re)open that failed (the broker was away): try again, so that
@@ -267,13 +278,31 @@ class Worker:
                         continue
                     if not worker.ready or not worker.has_work():
                         continue
-                    try:
-                        await worker.process([])
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("partition %d: tick failed; reopening", partition)
-                        await self._try_reopen(partition)
+                    if (
+                        not worker.jobs
+                        and now - self._last_transaction.get(partition, 0.0) < interval
+                    ):
+                        # A batch of records fired its due timers less than a tick ago; a
+                        # transaction of its own now would only take turns from the records.
+                        continue
+                    due.append((partition, worker))
+                # One tick's backfill slices together take at most BACKFILL_SLICE_S of
+                # evaluation, however many partitions have backfills.
+                backfilling = sum(1 for _, worker in due if worker.jobs)
+                for _, worker in due:
+                    worker.backfill_slice_s = BACKFILL_SLICE_S / max(1, backfilling)
+                await asyncio.gather(*(self._tick(p, w) for p, w in due))
+
+    async def _tick(self, partition: int, worker: PartitionWorker) -> None:
+        try:
+            await worker.process([])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("partition %d: tick failed; reopening", partition)
+            await self._try_reopen(partition)
+        else:
+            self._last_transaction[partition] = time.monotonic()
 
     async def _catalogue_loop(self) -> None:
         while not self._stopping.is_set():

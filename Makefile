@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KAFKA := deploy/kafka-local/kafka.sh
 
-.PHONY: help venv run test lint unit integration chaos ops-tools browser-tools kafka-start kafka-stop kafka-status kafka-fetch clean
+.PHONY: help venv run test lint unit integration chaos bench ops-tools browser-tools kafka-start kafka-stop kafka-status kafka-fetch clean
 
 help:
 	@echo "make run          local Kafka broker, worker, demo segments and a live stream (Ctrl-C stops all)"
@@ -18,6 +18,7 @@ help:
 	@echo "make unit         tests that need no broker"
 	@echo "make integration  tests marked kafka (the fixture starts a broker)"
 	@echo "make kafka-start | kafka-stop | kafka-status   the local broker on 127.0.0.1:9092"
+	@echo "make bench        end-to-end Kafka benchmark at full size (~20 min; BENCH_ARGS to scale down)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -56,6 +57,11 @@ test: lint ops-tools browser-tools
 # SEGSTREAM_CHAOS_SEED to repeat a run.
 chaos: $(STAMP)
 	$(BIN)/python tests/chaos/chaos.py $${SEGSTREAM_CHAOS_SEED:+--seed "$$SEGSTREAM_CHAOS_SEED"}
+
+# End-to-end benchmark on a broker of its own (docs/performance.md); BENCH_ARGS passes flags,
+# e.g. BENCH_ARGS="--profiles 20000 --events 200000 --backfill-profiles 200000 --backfill-events 400000".
+bench: $(STAMP)
+	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
 
 kafka-start:
 	$(KAFKA) start

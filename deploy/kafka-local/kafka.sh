@@ -143,7 +143,11 @@ format_storage() {
     # A cluster id is 16 random bytes in URL-safe base64 without padding (what
     # `StorageTool random-uuid` prints), made here to save a JVM start.
     local cluster_id
-    cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)"
+    # The id must not start with "-": StorageTool would read it as an option.
+    cluster_id="-"
+    while [[ "$cluster_id" == -* ]]; do
+        cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)"
+    done
     java -cp "$libs_dir/*" -Dlog4j2.configurationFile="$here/log4j2.properties" \
         kafka.tools.StorageTool format -t "$cluster_id" -c "$config_file" >>"$log_file" 2>&1 \
         || { tail -n 20 "$log_file" >&2; die "formatting storage in $data_dir/logs failed"; }

@@ -1,0 +1,894 @@
+"""End-to-end benchmark on a real broker: segstream workers against a bare aiokafka ceiling.
+
+Run: `python bench/e2e.py` or `make bench` (the issue's full size: 100k profiles / 1M events for
+throughput and latency, 1M profiles / 2M events for the backfill; about 25 minutes on 2 cores),
+or smaller,
+e.g. `--profiles 20000 --events 200000 --backfill-profiles 100000 --backfill-events 200000`.
+It starts its own broker (deploy/kafka-local/kafka.sh, free ports, data in the work dir)
+unless SEGSTREAM_KAFKA_BOOTSTRAP is set, and stops everything it started.
+
+Phases, one run:
+ 1. ceiling: a bare aiokafka passthrough in this process (consume batches, orjson decode and
+    encode, produce, commit) over the pre-loaded generated input;
+ 2. segstream: one `segstream worker` (default settings) with the generator's 1,000 segments
+    over the same input, timed until the group's committed offsets reach the input's end;
+    then two workers (fresh application id and topics; same input topics);
+ 3. latency (SPEC §6): on the one-worker application, after adding a 20-second-window segment
+    (its backfill over the stored profiles is timed too), live generated events at half the
+    one-worker throughput; event-caused membership records give the latency, timer-caused
+    ones the timer lag;
+ 4. backfill: a second workload is loaded and ingested by one worker (one probe segment), then
+    a new segment is added and timed until `ready` (status topic) while probe events flow;
+ 5. footprint: RocksDB bytes per profile, worker RSS, changelog bytes per input event, and a
+    restore (a worker on an empty disk, timed until /readyz);
+ 6. py-spy samples the one-worker run of phase 2 (`--no-py-spy` to skip).
+Prints a table and, last, one JSON object; throughputs are also given as ratios to the
+ceiling of the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from e2e_kafka import (
+    Broker,
+    GroupProgress,
+    MembershipProbe,
+    du,
+    end_offsets,
+    load,
+    paced_send,
+    partitions_of,
+    passthrough,
+    rss_bytes,
+    set_group_offsets,
+)
+from segstream.app.settings import WorkerSettings
+from segstream.app.status_view import read_status_rows
+from segstream.app.topics import TopicSpec, create_topics, topic_specs
+from segstream.generate import generate_workload, write_workload
+
+BIN = Path(sys.executable).parent
+SEGSTREAM = str(BIN / "segstream")
+PY_SPY = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
+
+#: Phase 3: a segment whose members leave 20 s after their last page view (timers).
+TIMER_SEGMENT = {
+    "id": "bench-recent-viewers",
+    "name": "Viewed a page in the last 20 seconds",
+    "condition": {"event": "page.viewed", "within": "20s"},
+}
+#: Phase 4: probe events toggle this trait, so each one causes exactly one transition.
+PROBE_SEGMENT = {
+    "id": "bench-probe",
+    "name": "Probe flag set",
+    "condition": {"trait": "custom.bench_probe", "op": "eq", "value": True},
+}
+#: Phase 4: the new segment whose backfill is timed. An `or` has no guard, so every profile
+#: is evaluated, history included.
+BACKFILL_SEGMENT = {
+    "id": "bench-backfill",
+    "name": "Pro plan or three page views in 30 days",
+    "condition": {
+        "or": [
+            {"trait": "custom.plan", "op": "eq", "value": "pro"},
+            {"event": "page.viewed", "within": "30d", "count": {"op": "gte", "value": 3}},
+        ]
+    },
+}
+
+
+def say(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+class App:
+    """One segstream application (id, topics, store dirs) and its worker processes."""
+
+    def __init__(
+        self, bootstrap: str, workdir: Path, name: str, inputs: tuple[str, str], partitions: int
+    ) -> None:
+        self.name = name
+        self.dir = workdir / name
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.env = {
+            **os.environ,
+            "SEGSTREAM_KAFKA_BOOTSTRAP": bootstrap,
+            "SEGSTREAM_TOPIC_PREFIX": name,
+            "SEGSTREAM_APP_ID": name,
+            "SEGSTREAM_TOPIC_PROFILES": inputs[0],
+            "SEGSTREAM_TOPIC_ACTIVITY": inputs[1],
+            "SEGSTREAM_PARTITIONS": str(partitions),
+            "SEGSTREAM_WEB_PORT": "0",
+            "SEGSTREAM_LOG_LEVEL": "info",
+        }
+        self.settings = WorkerSettings.from_env(self.env)
+        self.inputs = inputs
+        self.partitions = partitions
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    async def create_topics(self) -> None:
+        await create_topics(self.settings.client_kwargs(), topic_specs(self.settings))
+
+    def apply(self, definitions: list[dict[str, Any]], label: str) -> float:
+        path = self.dir / f"{label}.json"
+        path.write_bytes(orjson.dumps(definitions))
+        started = time.monotonic()
+        subprocess.run(
+            [SEGSTREAM, "segments", "apply", str(path)],
+            env=self.env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return time.monotonic() - started
+
+    def start(self, worker: str) -> int:
+        env = {
+            **self.env,
+            "SEGSTREAM_STORE_DIR": str(self.store(worker)),
+            "SEGSTREAM_WORKER_ID": worker,
+        }
+        with (self.dir / f"{worker}.log").open("ab") as log:
+            process = subprocess.Popen([SEGSTREAM, "worker"], env=env, stdout=log, stderr=log)
+        self.processes[worker] = process
+        return process.pid
+
+    def store(self, worker: str) -> Path:
+        return self.dir / f"store-{worker}"
+
+    def web(self, worker: str) -> str | None:
+        text = (self.dir / f"{worker}.log").read_text(errors="replace")
+        found = re.findall(r"web listening on (http://[0-9.]+:[0-9]+)", text)
+        return str(found[-1]) if found else None
+
+    def metrics(self, worker: str) -> dict[str, float]:
+        """The worker's /metrics samples (name{labels} -> value)."""
+        url = self.web(worker)
+        if url is None:
+            return {}
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        samples = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def stop(self) -> None:
+        for worker, process in list(self.processes.items()):
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+            del self.processes[worker]
+
+    async def wait_http_ready(self, worker: str, timeout: float) -> None:
+        """Wait until the worker's /readyz answers 200."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            url = self.web(worker)
+            if url is not None:
+                try:
+                    with urllib.request.urlopen(f"{url}/readyz", timeout=2) as response:
+                        if response.status == 200:
+                            return
+                except OSError:
+                    pass
+            await asyncio.sleep(0.25)
+        raise SystemExit(f"{self.name}/{worker} not ready after {timeout}s")
+
+    async def rows(self) -> dict[str, Any]:
+        return {row.id: row for row in await read_status_rows(self.settings)}
+
+    async def wait_all_ready(self, ids: set[str], timeout: float) -> float:
+        """Seconds until every segment in `ids` is reported ready."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                rows = await self.rows()
+            except Exception:
+                rows = {}
+            if all(i in rows and rows[i].status == "ready" for i in ids):
+                return time.monotonic() - started
+            await asyncio.sleep(0.5)
+        raise SystemExit(f"segments not ready after {timeout}s; see {self.dir}")
+
+    async def wait_ready(self, segment_id: str, version: int, timeout: float) -> float:
+        """Seconds until the status topic says `segment_id` at `version` is ready."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                row = (await self.rows()).get(segment_id)
+            except Exception:
+                row = None
+            if row is not None and row.version >= version and row.status == "ready":
+                return time.monotonic() - started
+            await asyncio.sleep(0.25)
+        raise SystemExit(f"{segment_id} not ready after {timeout}s; see {self.dir}")
+
+
+class PySpy:
+    """py-spy sampling a worker process until stopped; summarises the top frames."""
+
+    def __init__(self, pid: int, out: Path, rate: int) -> None:
+        self.out = out
+        self.process = subprocess.Popen(
+            [
+                *(PY_SPY or "py-spy", "record", "--pid", str(pid), "--rate", str(rate)),
+                *("--nonblocking", "--format", "raw", "--output", str(out)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def stop(self) -> dict[str, Any]:
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        return summarise_profile(self.out)
+
+
+def _frame(text: str) -> str:
+    # py-spy raw frames: "function (path/to/file.py:123)"; keep the function and the file.
+    name, _, where = text.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    for marker in ("site-packages/", "src/", "lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})"
+
+
+def summarise_profile(path: Path, top: int = 15) -> dict[str, Any]:
+    """Self and inclusive sample shares per function from py-spy's raw (collapsed) output."""
+    if not path.exists():
+        return {}
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_frame(f) for f in stack.split(";")]
+        total += count
+        own[frames[-1]] += count
+        for frame in set(frames):
+            inclusive[frame] += count
+    if not total:
+        return {}
+
+    def share(counter: Counter[str]) -> list[list[Any]]:
+        return [[name, round(100 * n / total, 1)] for name, n in counter.most_common(top)]
+
+    return {"samples": total, "self_pct": share(own), "inclusive_pct": share(inclusive)}
+
+
+def generated_definitions(path: Path, count: int) -> list[dict[str, Any]]:
+    definitions: list[dict[str, Any]] = orjson.loads(path.read_bytes())
+    return definitions[:count]
+
+
+async def prime(
+    app: App,
+    workers: int,
+    definitions: list[dict[str, Any]],
+    ends: dict[Any, int],
+    timeout: float,
+) -> float:
+    """Install the segments before the input is read: the group starts at the input's end,
+    the workers apply the definitions on empty stores and report them ready, stop, and the
+    group is rewound to the input's start. Returns the seconds it took."""
+    started = time.monotonic()
+    bootstrap = app.settings.bootstrap
+    await set_group_offsets(bootstrap, app.name, ends)
+    for i in range(workers):
+        app.start(f"w{i + 1}")
+    app.apply(definitions, "segments")
+    await app.wait_all_ready({d["id"] for d in definitions}, timeout)
+    app.stop()
+    await set_group_offsets(bootstrap, app.name, dict.fromkeys(ends, 0))
+    return time.monotonic() - started
+
+
+async def run_throughput(
+    app: App,
+    workers: int,
+    total: int,
+    tps: list[Any],
+    timeout: float,
+    py_spy: tuple[Path, int] | None = None,
+) -> dict[str, Any]:
+    """Start `workers` workers and time them until the committed offsets reach `total`."""
+    launched = time.monotonic()
+    pids = [app.start(f"w{i + 1}") for i in range(workers)]
+    spy = PySpy(pids[0], *py_spy) if py_spy and PY_SPY else None
+    series: list[tuple[float, int]] = []
+    rss_peak = dict.fromkeys(pids, 0)
+    async with GroupProgress(app.settings.bootstrap, app.name, tps) as progress:
+        done = 0
+        while done < total:
+            if time.monotonic() - launched > timeout:
+                raise SystemExit(f"{app.name}: {done}/{total} after {timeout}s; see {app.dir}")
+            for pid in pids:
+                rss, _hwm = rss_bytes(pid)
+                rss_peak[pid] = max(rss_peak[pid], rss)
+            for worker, process in app.processes.items():
+                if process.poll() is not None:
+                    raise SystemExit(f"{app.name}/{worker} exited; see {app.dir}/{worker}.log")
+            done = await progress.committed()
+            series.append((time.monotonic() - launched, done))
+            await asyncio.sleep(0.25)
+    profile = spy.stop() if spy else {}
+    first = next(((t, n) for t, n in series if n > 0), series[-1])
+    last_t = series[-1][0]
+    seconds = last_t - first[0]
+    rate = (total - first[1]) / seconds if seconds > 0 else float("nan")
+    return {
+        "workers": workers,
+        "records": total,
+        "seconds": round(seconds, 2),
+        "startup_s": round(first[0], 2),
+        "wall_s": round(last_t, 2),
+        "events_per_s": round(rate),
+        "rss_peak_bytes": sorted(rss_peak.values(), reverse=True),
+        "pids": pids,
+        "profile": profile,
+    }
+
+
+def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
+    """Transactions, records per transaction and mean transaction time between two scrapes."""
+
+    def delta(name: str) -> float:
+        return samples.get(name, 0.0) - before.get(name, 0.0)
+
+    committed = delta('segstream_transactions_total{outcome="committed"}')
+    consumed = sum(
+        v - before.get(k, 0.0)
+        for k, v in samples.items()
+        if k.startswith("segstream_events_consumed_total{")
+    )
+    seconds = delta("segstream_batch_duration_seconds_sum")
+    batches = delta("segstream_batch_duration_seconds_count")
+    return {
+        "transactions": int(committed),
+        "input_records_per_transaction": round(consumed / committed, 1) if committed else None,
+        "mean_transaction_ms": round(1000 * seconds / batches, 1) if batches else None,
+    }
+
+
+async def phase_restore(app: App, timeout: float) -> dict[str, Any]:
+    """Start a worker on an empty store dir and time it until /readyz (all partitions restored
+    from the changelog), then stop it."""
+    started = time.monotonic()
+    pid = app.start("restore")
+    await app.wait_http_ready("restore", timeout)
+    seconds = time.monotonic() - started
+    rss = rss_bytes(pid)[0]
+    app.stop()
+    log = (app.dir / "restore.log").read_text(errors="replace")
+    records = sum(int(n) for n in re.findall(r"restored (\d+) changelog records", log))
+    return {
+        "seconds_to_ready": round(seconds, 2),
+        "changelog_records": records,
+        "records_per_s": round(records / seconds) if seconds else None,
+        "rss_bytes": rss,
+        "store_bytes": du(app.store("restore")),
+    }
+
+
+async def add_timer_segment(app: App, timeout: float) -> dict[str, Any]:
+    """Add the 20 s window segment and time its backfill over the stored profiles."""
+    say("latency: adding the 20 s window segment (backfill over the stored profiles)")
+    started = time.monotonic()
+    app.apply([TIMER_SEGMENT], "timer-segment")
+    await app.wait_ready(TIMER_SEGMENT["id"], 1, timeout=timeout)
+    return {"ready_s": round(time.monotonic() - started, 2)}
+
+
+async def phase_latency(
+    app: App, args: argparse.Namespace, rate: float, events_path: Path, prefix: str
+) -> dict[str, Any]:
+    """Live events at `rate`: SPEC §6 latency of event-caused records, timer lag."""
+    # The tail of the loaded workload again (steady-state activity of stored profiles), with
+    # new ids and `at` set when sent.
+    count = int(rate * args.latency_seconds) + 1
+    records = []
+    for line in events_path.read_bytes().splitlines()[-count:]:
+        record = orjson.loads(line)
+        record["id"] = f"{prefix}{record['id']}"
+        topic = app.inputs[0] if str(record["type"]).startswith("profile.") else app.inputs[1]
+        records.append((topic, str(record["profile_id"]).encode(), record))
+    probe = MembershipProbe(app.settings.bootstrap, app.settings.topics.membership, app.partitions)
+    await probe.start()
+    before = app.metrics("w1")
+    say(f"latency: {len(records)} live events at {rate:.0f}/s for {args.latency_seconds}s")
+    spy = None
+    if args.py_spy and PY_SPY and prefix == "L0-":
+        spy = PySpy(app.processes["w1"].pid, app.dir / "py-spy-latency.txt", args.py_spy_rate)
+    sent = await paced_send(app.settings.bootstrap, records, rate, args.latency_seconds, probe)
+    profile = spy.stop() if spy else {}
+    drained = time.monotonic()
+    await probe.quiet(seconds=25.0, timeout=120.0)  # the window's timers fire 20 s after
+    drain_s = time.monotonic() - drained - 25.0
+    await probe.stop()
+    after = app.metrics("w1")
+    return {
+        "rate": round(rate),
+        "sent": sent,
+        "drain_after_send_s": round(max(0.0, drain_s), 1),
+        **probe.summary(),
+        "batches": batch_stats(after, before),
+        "profile": profile,
+    }
+
+
+async def phase_backfill(
+    bootstrap: str,
+    broker: Broker,
+    workdir: Path,
+    args: argparse.Namespace,
+    run_id: str,
+    rate: float,
+    apps: list[App],
+) -> dict[str, Any]:
+    """Ingest a big workload (one probe segment), then time a new segment's backfill."""
+    say(f"backfill: generating {args.backfill_profiles} profiles / {args.backfill_events} events")
+    workload = generate_workload(
+        profiles=args.backfill_profiles,
+        events=args.backfill_events,
+        segments=0,
+        seed=args.seed + 2,
+    )
+    summary = write_workload(workload, workdir / "workload-backfill")
+    lines = summary.events_path.read_bytes().splitlines()
+    ids = list(dict.fromkeys(orjson.loads(line)["profile_id"] for line in lines[:200_000]))
+    inputs = (f"{run_id}-big.profiles", f"{run_id}-big.activity")
+    app = App(bootstrap, workdir, f"{run_id}-bf", inputs, args.partitions)
+    apps.append(app)
+    await app.create_topics()
+    loaded = await load(bootstrap, lines, *inputs)
+    del lines
+    say(f"backfill: loaded {loaded}")
+    tps = partitions_of(inputs, args.partitions)
+    total = sum((await end_offsets(bootstrap, tps)).values())
+    await prime(app, 1, [PROBE_SEGMENT], await end_offsets(bootstrap, tps), args.timeout)
+    ingest = await run_throughput(app, 1, total, tps, args.timeout)
+    say(f"backfill: ingested at {ingest['events_per_s']}/s")
+    probe = MembershipProbe(bootstrap, app.settings.topics.membership, app.partitions)
+    await probe.start()
+    toggles: dict[str, bool] = {}
+    counter = 0
+
+    def probe_events() -> Any:
+        nonlocal counter
+        while True:
+            profile_id = ids[counter % len(ids)]
+            counter += 1
+            value = not toggles.get(profile_id, False)
+            toggles[profile_id] = value
+            record = {
+                "id": f"probe-{counter}",
+                "type": "profile.updated",
+                "profile_id": profile_id,
+                "at": "",
+                "traits": {"custom": {"bench_probe": value}},
+            }
+            yield inputs[0], profile_id.encode(), record
+
+    # A probe warm-up: latency before the backfill starts, for comparison.
+    quiet = await paced_send(bootstrap, probe_events(), rate, 10.0, probe)
+    await probe.quiet(2.0, 10.0)
+    baseline = probe.summary()["event_latency_ms"]
+    probe.event_ms.clear()
+    ready: dict[str, float] = {}
+
+    async def watch() -> None:
+        with contextlib.suppress(SystemExit):  # not ready within --backfill-timeout
+            ready["s"] = await app.wait_ready(
+                BACKFILL_SEGMENT["id"], 1, timeout=args.backfill_timeout
+            )
+
+    say("backfill: adding the new segment")
+    started = time.monotonic()
+    app.apply([BACKFILL_SEGMENT], "backfill-segment")
+    watcher = asyncio.create_task(watch())
+    rss_peak = 0
+    pid = app.processes["w1"].pid
+
+    async def sample_rss() -> None:
+        nonlocal rss_peak
+        while not watcher.done():
+            rss_peak = max(rss_peak, rss_bytes(pid)[0])
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample_rss())
+    during = await paced_send(
+        bootstrap, probe_events(), rate, args.timeout, probe, stop=watcher.done
+    )
+    await watcher
+    await sampler
+    backfill_s = time.monotonic() - started
+    metrics = app.metrics("w1")
+    await probe.quiet(2.0, 10.0)
+    await probe.stop()
+    rss_now = rss_bytes(pid)[0]
+    app.stop()
+    footprint = store_footprint(app.store("w1"))
+    profiles = footprint.get("profiles") or args.backfill_profiles
+    remaining = metrics.get(
+        f'segstream_backfill_remaining_profiles{{segment="{BACKFILL_SEGMENT["id"]}"}}', 0.0
+    )
+    finished = "s" in ready
+    done = profiles - (0 if finished else remaining)
+    rate_bf = done / backfill_s if backfill_s else 0.0
+    return {
+        "profiles": profiles,
+        "events": total,
+        "load": loaded,
+        "backfill_ready": finished,
+        "backfill_done_profiles": round(done),
+        "backfill_projected_s": round(profiles / rate_bf, 1) if rate_bf else None,
+        "ingest": {k: ingest[k] for k in ("events_per_s", "seconds", "rss_peak_bytes")},
+        "backfill_s": round(backfill_s, 2),
+        "backfill_profiles_per_s": round(rate_bf),
+        "probe_rate": round(rate),
+        "probe_before": {"sent": quiet, "event_latency_ms": baseline},
+        "probe_during": {"sent": during, "event_latency_ms": probe.summary()["event_latency_ms"]},
+        "worker_rss_bytes": rss_now,
+        "worker_rss_peak_during_backfill_bytes": rss_peak,
+        "store": footprint,
+        "store_bytes_per_profile": round(footprint["bytes"] / profiles) if profiles else None,
+        "changelog_bytes_per_event": _per(broker.topic_bytes(app.settings.topics.changelog), total),
+        "timer_lag_metric_count": metrics.get("segstream_timer_lag_seconds_count"),
+    }
+
+
+async def passthrough_topic(app: App, name: str) -> str:
+    """The ceiling's output topic, partitioned like the inputs."""
+    await create_topics(app.settings.client_kwargs(), [TopicSpec(name, app.partitions)])
+    return name
+
+
+def _per(value: int | None, count: int) -> float | None:
+    return round(value / count, 1) if value is not None and count else None
+
+
+def store_footprint(path: Path) -> dict[str, Any]:
+    """Bytes on disk of a (closed) worker store, and its keys by kind."""
+    from rocksdict import AccessType, Options, Rdict
+
+    result: dict[str, Any] = {"bytes": du(path)}
+    kinds: Counter[str] = Counter()
+    value_bytes: Counter[str] = Counter()
+    for db in sorted(path.glob("partition-*")):
+        store = Rdict(str(db), Options(raw_mode=True), access_type=AccessType.read_only())
+        try:
+            it = store.iter()
+            it.seek_to_first()
+            while it.valid():
+                key: bytes = it.key()
+                kind = chr(key[0]) if key[:1].isalpha() else "other"
+                kinds[kind] += 1
+                value_bytes[kind] += len(key) + len(it.value())
+                it.next()
+        finally:
+            store.close()
+    result["profiles"] = kinds.get("p", 0)
+    result["keys"] = dict(kinds)
+    result["logical_bytes"] = dict(value_bytes)
+    if kinds.get("p"):
+        result["profile_state_bytes_mean"] = round(value_bytes["p"] / kinds["p"])
+    return result
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    workdir = Path(args.workdir or tempfile.mkdtemp(prefix="segstream-e2e-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    run_id = f"e2e{uuid.uuid4().hex[:6]}"
+    broker = Broker(workdir / "kafka")
+    apps: list[App] = []
+    result: dict[str, Any] = {
+        "workload": {
+            "profiles": args.profiles,
+            "events": args.events,
+            "segments": args.segments,
+            "partitions": args.partitions,
+            "seed": args.seed,
+            "backfill_profiles": args.backfill_profiles,
+            "backfill_events": args.backfill_events,
+        },
+        "workdir": str(workdir),
+    }
+    try:
+        bootstrap = broker.start()
+        say(f"broker {bootstrap}; work dir {workdir}")
+        say(f"generating {args.profiles} profiles / {args.events} events / {args.segments} seg.")
+        workload = generate_workload(
+            profiles=args.profiles, events=args.events, segments=args.segments, seed=args.seed
+        )
+        summary = write_workload(workload, workdir / "workload")
+        definitions = generated_definitions(summary.segments_path, args.segments)
+        inputs = (f"{run_id}-in.profiles", f"{run_id}-in.activity")
+        apps.append(App(bootstrap, workdir, f"{run_id}-w1", inputs, args.partitions))
+        one = apps[-1]
+        await one.create_topics()  # the input topics too, with the worker's configs
+        lines = summary.events_path.read_bytes().splitlines()
+        result["load"] = await load(bootstrap, lines, *inputs)
+        del lines
+        tps = partitions_of(inputs, args.partitions)
+        total = sum((await end_offsets(bootstrap, tps)).values())
+        say(f"loaded {result['load']}")
+
+        # 1. The ceiling.
+        ceiling = await passthrough(
+            bootstrap,
+            inputs,
+            await passthrough_topic(one, f"{run_id}-passthrough.out"),
+            f"{run_id}-passthrough",
+            total,
+            2000,
+            args.timeout,
+        )
+        result["ceiling"] = ceiling
+        say(f"ceiling: {ceiling}")
+        base = ceiling["events_per_s"]
+
+        # 2. One worker.
+        ends = await end_offsets(bootstrap, tps)
+        result["prime_s"] = round(await prime(one, 1, definitions, ends, args.timeout), 2)
+        spy = (workdir / "py-spy-w1.txt", args.py_spy_rate) if args.py_spy else None
+        single = await run_throughput(one, 1, total, tps, args.timeout, spy)
+        profile = single.pop("profile")
+        single["ratio_to_ceiling"] = round(single["events_per_s"] / base, 3)
+        result["one_worker"] = single
+        result["profile"] = profile
+        say(f"one worker: {single}")
+        pid = single["pids"][0]
+        metrics = one.metrics("w1")
+        result["one_worker"]["end_to_end_metric"] = {
+            "count": metrics.get("segstream_end_to_end_latency_seconds_count"),
+            "mean_ms": round(
+                1000
+                * metrics.get("segstream_end_to_end_latency_seconds_sum", 0)
+                / max(1, metrics.get("segstream_end_to_end_latency_seconds_count", 0)),
+                1,
+            ),
+        }
+        result["one_worker"]["batches"] = batch_stats(metrics, {})
+        changelog = broker.topic_bytes(one.settings.topics.changelog)
+        membership = broker.topic_bytes(one.settings.topics.membership)
+
+        rss_after_ingest = rss_bytes(pid)[0]
+        one.stop()
+        footprint = store_footprint(one.store("w1"))
+        profiles = footprint.get("profiles") or args.profiles
+        result["footprint"] = {
+            "profiles": profiles,
+            "store": footprint,
+            "store_bytes_per_profile": round(footprint["bytes"] / profiles),
+            "worker_rss_peak_ingest_bytes": single["rss_peak_bytes"][0],
+            "worker_rss_after_ingest_bytes": rss_after_ingest,
+            "changelog_bytes": changelog,
+            "changelog_bytes_per_event": _per(changelog, total),
+            "membership_bytes_per_event": _per(membership, total),
+        }
+
+        # 2b. Two workers, a fresh application over the same input.
+        apps.append(App(bootstrap, workdir, f"{run_id}-w2", inputs, args.partitions))
+        two = apps[-1]
+        await two.create_topics()
+        await prime(two, 2, definitions, ends, args.timeout)
+        double = await run_throughput(two, 2, total, tps, args.timeout)
+        double.pop("profile")
+        double["ratio_to_ceiling"] = round(double["events_per_s"] / base, 3)
+        double["ratio_to_one_worker"] = round(double["events_per_s"] / single["events_per_s"], 3)
+        result["two_workers"] = double
+        say(f"two workers: {double}")
+        two.stop()
+
+        # 5b. Recovery: a worker with an empty disk restores the stores from the changelog.
+        result["restore"] = await phase_restore(one, args.timeout)
+        say(f"restore: {result['restore']}")
+
+        # 3. Latency: the one-worker application again (restarted on its store), live events
+        # at shares of its measured throughput (the first share is the issue's half).
+        pid = one.start("w1")
+        await one.wait_http_ready("w1", args.timeout)
+        result["timer_segment"] = await add_timer_segment(one, args.timeout)
+        result["latency"] = []
+        rate = single["events_per_s"] * args.latency_shares[0]
+        for i, share in enumerate(args.latency_shares):
+            run = await phase_latency(
+                one, args, single["events_per_s"] * share, summary.events_path, f"L{i}-"
+            )
+            run["share"] = share
+            result["latency"].append(run)
+            say(f"latency at {share}: {run['event_latency_ms']}")
+        rss, hwm = rss_bytes(pid)
+        result["footprint"]["worker_rss_after_latency_bytes"] = rss
+        result["footprint"]["worker_rss_hwm_latency_bytes"] = hwm
+        one.stop()
+
+        # 4. Backfill over the big workload (probe events at the same rate as phase 3).
+        if args.backfill_profiles:
+            result["backfill"] = await phase_backfill(
+                bootstrap, broker, workdir, args, run_id, args.backfill_rate or rate, apps
+            )
+    finally:
+        for app in apps:
+            app.stop()
+        broker.stop()
+        # A clean run logs no error; any is counted here (see the logs in --workdir).
+        result["worker_log_errors"] = {
+            log.relative_to(workdir).as_posix(): n
+            for app in apps
+            for log in sorted(app.dir.glob("*.log"))
+            if (n := log.read_text(errors="replace").count('"level":"error"'))
+        }
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def mib(value: float | None) -> str:
+    return f"{value / 1048576:.0f} MiB" if value else "-"
+
+
+def report(result: dict[str, Any]) -> None:
+    ceiling = result["ceiling"]
+    one, two = result["one_worker"], result["two_workers"]
+    w = result["workload"]
+    print()
+    print(
+        f"workload: {w['profiles']} profiles, {w['events']} events, {w['segments']} segments, "
+        f"{w['partitions']} partitions (seed {w['seed']})"
+    )
+    print(f"{'run':<34} {'events/s':>9} {'ratio':>6} {'seconds':>8} {'start-up s':>10}")
+    for label, r in (
+        ("ceiling: aiokafka passthrough", ceiling),
+        ("segstream, 1 worker", one),
+        ("segstream, 2 workers", two),
+    ):
+        ratio = r["events_per_s"] / ceiling["events_per_s"]
+        print(
+            f"{label:<34} {r['events_per_s']:>9} {ratio:>6.2f} {r['seconds']:>8} "
+            f"{r['startup_s'] or 0:>10}"
+        )
+    print()
+    print(f"{'latency (ms)':<40} {'n':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}")
+    rows = []
+    for lat in result["latency"]:
+        label = f"event -> membership @ {lat['rate']}/s ({lat['share']})"
+        rows.append((label, lat["event_latency_ms"]))
+        rows.append((f"  timer lag received @ {lat['rate']}/s", lat["timer_lag_received_ms"]))
+        rows.append((f"  timer lag emitted_at @ {lat['rate']}/s", lat["timer_lag_emitted_ms"]))
+    if "backfill" in result:
+        bf = result["backfill"]
+        rows.append(
+            (f"probe @ {bf['probe_rate']}/s, no backfill", bf["probe_before"]["event_latency_ms"])
+        )
+        rows.append(
+            (
+                f"probe @ {bf['probe_rate']}/s, during backfill",
+                bf["probe_during"]["event_latency_ms"],
+            )
+        )
+    for label, p in rows:
+        print(
+            f"{label:<40} {p['n']:>7} {p['p50'] or '-':>7} {p['p95'] or '-':>7} "
+            f"{p['p99'] or '-':>7} {p['max'] or '-':>7}"
+        )
+    for lat in result["latency"]:
+        b = lat["batches"]
+        print(
+            f"batches @ {lat['rate']}/s: {b['transactions']} transactions, "
+            f"{b['input_records_per_transaction']} records and {b['mean_transaction_ms']} ms "
+            f"each; drained {lat['drain_after_send_s']} s after the last send"
+        )
+    f = result["footprint"]
+    print()
+    print(
+        f"footprint ({f['profiles']} profiles): store {f['store_bytes_per_profile']} B/profile, "
+        f"state value {f['store'].get('profile_state_bytes_mean')} B/profile; changelog "
+        f"{f['changelog_bytes_per_event']} B/input event; worker RSS "
+        f"{mib(f['worker_rss_peak_ingest_bytes'])} peak in ingest, "
+        f"{mib(f['worker_rss_after_latency_bytes'])} after the latency run"
+    )
+    if "restore" in result:
+        r = result["restore"]
+        print(
+            f"restore on an empty disk: {r['changelog_records']} changelog records in "
+            f"{r['seconds_to_ready']} s to ready ({r['records_per_s']}/s incl. start-up)"
+        )
+    if "backfill" in result:
+        bf = result["backfill"]
+        if not bf["backfill_ready"]:
+            print(
+                f"backfill NOT ready after {bf['backfill_s']} s: {bf['backfill_done_profiles']} "
+                f"of {bf['profiles']} done, projected {bf['backfill_projected_s']} s in all"
+            )
+        print(
+            f"backfill: {bf['profiles']} profiles in {bf['backfill_s']} s "
+            f"({bf['backfill_profiles_per_s']}/s); store {bf['store_bytes_per_profile']} "
+            f"B/profile; RSS {mib(bf['worker_rss_bytes'])}; ingest "
+            f"{bf['ingest']['events_per_s']} events/s (1 probe segment)"
+        )
+    if result.get("profile"):
+        print()
+        print(f"py-spy, one worker ({result['profile']['samples']} samples), self %:")
+        for name, pct in result["profile"]["self_pct"][:12]:
+            print(f"  {pct:>5}  {name}")
+        print("inclusive %:")
+        for name, pct in result["profile"]["inclusive_pct"][:15]:
+            print(f"  {pct:>5}  {name}")
+    if result.get("worker_log_errors"):
+        print(f"\nERRORS in worker logs: {result['worker_log_errors']}")
+    print()
+    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profiles", type=int, default=100_000)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--segments", type=int, default=1000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--latency-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--latency-shares",
+        default="0.5",
+        help="input rates of the latency runs, as shares of the one-worker throughput",
+    )
+    parser.add_argument("--backfill-profiles", type=int, default=1_000_000, help="0: skip")
+    parser.add_argument("--backfill-events", type=int, default=2_000_000)
+    parser.add_argument(
+        "--backfill-timeout",
+        type=float,
+        default=240.0,
+        help="stop waiting for the backfill after this many seconds (its rate and the time "
+        "it would take are then projected from the worker's remaining-profiles gauge)",
+    )
+    parser.add_argument(
+        "--backfill-rate", type=float, default=0.0, help="probe events/s (default: phase 3's)"
+    )
+    parser.add_argument("--py-spy", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--py-spy-rate", type=int, default=50)
+    parser.add_argument("--timeout", type=float, default=1200.0, help="per phase, seconds")
+    parser.add_argument("--workdir", help="keep everything here (default: a temporary dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary work dir")
+    args = parser.parse_args()
+    args.latency_shares = [float(x) for x in args.latency_shares.split(",") if x]
+    if args.backfill_profiles and args.backfill_events < args.backfill_profiles:
+        parser.error("--backfill-events must be at least --backfill-profiles")
+    report(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()

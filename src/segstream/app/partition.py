@@ -146,6 +146,7 @@ class PartitionWorker:
         #: Evaluation time of the next backfill slice; the worker shares BACKFILL_SLICE_S
         #: between its partitions that have backfills, so events wait for one share in all.
         self.backfill_slice_s = BACKFILL_SLICE_S
+        self._batch_profile_count: int | None = None
 
     @property
     def store_path(self) -> Path:
@@ -282,6 +283,7 @@ class PartitionWorker:
         assert self.store is not None and self.producer is not None
         started = time.monotonic()
         profiles = BatchProfiles(self.store, self.profile_cache)
+        self._batch_profile_count = None
         engine = self._engine(profiles)
         output = _Output(self, engine)
         meta_dirty = False
@@ -410,7 +412,7 @@ class PartitionWorker:
                     return True
                 self.store.stage(meta_key(_SEGMENT + sid), None)
                 self.jobs.add(
-                    BackfillJob(sid, "segment_deleted", removed, total=self.store.count_profiles())
+                    BackfillJob(sid, "segment_deleted", removed, total=self._profile_count())
                 )
                 return True
             definition = _definition(record)
@@ -428,8 +430,16 @@ class PartitionWorker:
             self.store.stage(meta_key(_SEGMENT + sid), orjson.dumps(record))
             self.store.stage(meta_key(_VERSION + sid), str(version).encode())
         if kind is not None:
-            self.jobs.add(BackfillJob(sid, kind, version, total=self.store.count_profiles()))
+            self.jobs.add(BackfillJob(sid, kind, version, total=self._profile_count()))
         return True
+
+    def _profile_count(self) -> int:
+        """The stored profile count for backfill progress, scanned once per batch: a batch of
+        many segment records must not scan the store once for each."""
+        if self._batch_profile_count is None:
+            assert self.store is not None
+            self._batch_profile_count = self.store.count_profiles()
+        return self._batch_profile_count
 
     def _finish_related(
         self, engine: SegmentEngine, record: dict[str, Any], output: _Output

@@ -47,7 +47,13 @@ class HttpApi:
                 reads.members,
                 False,
             ),
-            ("GET", "/api/profiles/{profile_id:(?s:.+)}", "/api/profiles/{id}", reads.profile, False),
+            (
+                "GET",
+                "/api/profiles/{profile_id:(?s:.+)}",
+                "/api/profiles/{id}",
+                reads.profile,
+                False,
+            ),
             ("GET", "/api/openapi.yaml", "/api/openapi.yaml", self._openapi, False),
             (
                 "GET",

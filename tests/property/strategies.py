@@ -52,7 +52,8 @@ traits = _object(
         _object(
             country=st.sampled_from(("US", "FR")),
             city=st.sampled_from(("Lyon", "lyon", "Paris", "Straße", "STRASSE")),
-            lat=st.sampled_from((45.76, 48.86)),
+            # 408.86: out of range, yet the haversine puts it on Paris (no latitude band has it).
+            lat=st.sampled_from((45.76, 48.86, 408.86)),
             lon=st.sampled_from((4.84, 2.35)),
         ),
         # Not an object: replaces one, and `near`/`location.city` then look through an array.
@@ -97,6 +98,8 @@ TRAIT_TESTS: tuple[tuple[str, str, Any], ...] = (
     ("location.country", "eq", "US"),
     ("location.country", "not_in", ["US"]),
     ("location", "near", {"lat": 48.86, "lon": 2.35, "km": 100}),
+    ("location", "near", {"lat": 45.76, "lon": 4.84, "km": 5}),
+    ("location", "near", {"lat": 0, "lon": 0, "km": 15000}),
     ("location.city", "eq", "lyon"),
     ("location.city", "eq", "strasse"),
     ("custom.plan", "eq", "gold"),
@@ -120,6 +123,7 @@ PROPERTY_TESTS: tuple[tuple[str, str, Any], ...] = (
     ("products.product_id", "in", ["a"]),
     ("products.price", "gte", 5),
     ("url", "contains", "/a"),
+    ("url", "contains", "x.TEST/b"),
     ("url", "ends_with", "b"),
     ("ts", "within_last", "1h"),
     ("ts", "more_than_ago", "1d"),

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from segstream.rules.compile import (
+    OUTSIDE_BANDS,
     Discriminator,
     EvaluationContext,
     EventLeaf,
@@ -20,6 +21,7 @@ from segstream.rules.compile import (
     TraitLeaf,
     compile_condition,
     index_keys,
+    latitude_band,
     leaf_key,
     make_leaf,
 )
@@ -44,6 +46,8 @@ class CompiledSegment:
     refs: frozenset[str]
     vacuous: bool  # true for a profile with no traits, no history and no memberships
 
+
+_AFFIXES = frozenset({"prefix", "suffix", "infix"})
 
 KeysOf = Callable[[tuple[str, ...]], set[tuple[str, Any]]]
 
@@ -109,23 +113,52 @@ class _Bucketed:
     """Leaves filed by one path and discriminator kind, under each key they need."""
 
     by_key: dict[Any, set[Any]] = field(default_factory=dict)
-    lengths: Counter[int] = field(default_factory=Counter)  # prefix/suffix key lengths
+    lengths: Counter[int] = field(default_factory=Counter)  # affix key lengths
 
     def lookup(self, kind: str, values: list[Any], found: set[Any]) -> None:
         by_key = self.by_key
         if kind == "eq":
             keys: set[Any] = index_keys(values)
-        else:
+        elif kind == "lat":
             keys = set()
+            for v in _elements(values):
+                band = latitude_band(v)
+                if band == OUTSIDE_BANDS:
+                    self._all(found)
+                    return
+                if band is not None:
+                    keys.add(band)
+        else:
             strings = [v.casefold() for v in _elements(values) if isinstance(v, str)]
-            for n in self.lengths:
-                for text in strings:
-                    if len(text) >= n:
-                        keys.add(text[:n] if kind == "prefix" else text[-n:])
+            if kind == "infix":
+                # Every substring of a key's length: exact, but bounded for long texts.
+                if sum(len(t) for t in strings) * len(self.lengths) > _MAX_SUBSTRINGS:
+                    self._all(found)
+                    return
+                keys = {
+                    text[i : i + n]
+                    for n in self.lengths
+                    for text in strings
+                    for i in range(len(text) - n + 1)
+                }
+            else:
+                keys = set()
+                for n in self.lengths:
+                    for text in strings:
+                        if len(text) >= n:
+                            keys.add(text[:n] if kind == "prefix" else text[-n:])
         for k in keys:
             bucket = by_key.get(k)
             if bucket:
                 found |= bucket
+
+    def _all(self, found: set[Any]) -> None:
+        for bucket in self.by_key.values():
+            found |= bucket
+
+
+#: Substrings an `infix` lookup may try before it returns every leaf of the bucket instead.
+_MAX_SUBSTRINGS = 4096
 
 
 @dataclass(slots=True)
@@ -142,7 +175,7 @@ class _Discriminated:
         filed = self.filed.setdefault((disc.parts, disc.kind), _Bucketed())
         for k in disc.keys:
             filed.by_key.setdefault(k, set()).add(leaf)
-            if disc.kind != "eq":
+            if disc.kind in _AFFIXES:
                 filed.lengths[len(k)] += 1
 
     def remove(self, leaf: Any, disc: Discriminator | None) -> None:
@@ -156,7 +189,7 @@ class _Discriminated:
             bucket.discard(leaf)
             if not bucket:
                 del filed.by_key[k]
-            if disc.kind != "eq":
+            if disc.kind in _AFFIXES:
                 filed.lengths[len(k)] -= 1
                 if not filed.lengths[len(k)]:
                     del filed.lengths[len(k)]

@@ -7,6 +7,7 @@ segment-membership conditions — are objects shared by every segment that uses 
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from typing import Any
 import orjson
 
 from segstream.rules.operators import (
+    EARTH_RADIUS_KM,
     TIME_OPERATORS,
     Predicate,
     compare_number,
@@ -29,6 +31,7 @@ from segstream.state.profile import ProfileState, StoredEvent
 from segstream.timefmt import date_start, parse_date, parse_duration, parse_instant, utc_date
 
 __all__ = [
+    "OUTSIDE_BANDS",
     "CompiledCondition",
     "Discriminator",
     "EvaluationContext",
@@ -40,6 +43,7 @@ __all__ = [
     "derived_age",
     "index_key",
     "index_keys",
+    "latitude_band",
     "leaf_key",
     "make_leaf",
     "next_birthday",
@@ -196,12 +200,29 @@ class TraitLeaf(Leaf):
 
 @dataclass(frozen=True, slots=True)
 class Discriminator:
-    """What a leaf needs of one path's value, as index keys: an `eq`/`in` value (`eq`), or
-    the case-folded operand of `starts_with` (`prefix`) / `ends_with` (`suffix`)."""
+    """What a leaf needs of one path's value, as index keys: an `eq`/`in` value (`eq`), the
+    case-folded operand of `starts_with` (`prefix`), `ends_with` (`suffix`) or `contains`
+    (`infix`), or the whole-degree latitude bands a `near` circle touches (`lat`)."""
 
     parts: tuple[str, ...]
     kind: str
     keys: frozenset[Any]
+
+    @property
+    def selectivity(self) -> tuple[int, int]:
+        """Sort key, most selective first: exact values, then bands, then longer affixes."""
+        if self.kind == "eq":
+            return (0, 0)
+        if self.kind == "lat":
+            return (1, len(self.keys))
+        return (2, -min(len(k) for k in self.keys))
+
+
+_AFFIX_KINDS = {"starts_with": "prefix", "ends_with": "suffix", "contains": "infix"}
+#: Degrees of latitude per km along a meridian (haversine, R = 6371.0 km).
+_DEGREES_PER_KM = 180 / (math.pi * EARTH_RADIUS_KM)
+#: A `near` circle spanning more bands than this is not worth indexing.
+_MAX_BANDS = 24
 
 
 def _discriminator(parts: tuple[str, ...], op: str, value: Any) -> Discriminator | None:
@@ -210,10 +231,44 @@ def _discriminator(parts: tuple[str, ...], op: str, value: Any) -> Discriminator
         if all(k is not None for k in keys):
             return Discriminator(parts, "eq", frozenset(keys))
         return None
-    if op in ("starts_with", "ends_with") and isinstance(value, str) and value:
-        kind = "prefix" if op == "starts_with" else "suffix"
-        return Discriminator(parts, kind, frozenset([value.casefold()]))
+    if op in _AFFIX_KINDS and isinstance(value, str) and value:
+        return Discriminator(parts, _AFFIX_KINDS[op], frozenset([value.casefold()]))
+    if op == "near":
+        return _bands_discriminator(parts, value)
     return None
+
+
+def _bands_discriminator(
+    parts: tuple[str, ...], operand: Mapping[str, Any]
+) -> Discriminator | None:
+    # A point within `km` of the centre has |lat - lat0| <= km / R (in radians): the
+    # haversine distance is at least R * |dlat| for latitudes in [-90, 90]. The margin
+    # (about 1 km) absorbs rounding.
+    lat0 = operand["lat"]
+    if not -90 <= lat0 <= 90:
+        return None
+    reach = operand["km"] * _DEGREES_PER_KM + 0.01
+    low = math.floor(max(-90.0, lat0 - reach))
+    high = math.floor(min(90.0, lat0 + reach))
+    if high - low + 1 > _MAX_BANDS:
+        return None
+    return Discriminator(parts, "lat", frozenset(range(low, high + 1)))
+
+
+def latitude_band(value: Any) -> int | None:
+    """The band key of a `lat`-indexed value: whole degrees of a numeric `lat` in [-90, 90];
+    None for a value no `near` can hold for; -1000 for one no band covers (check them all)."""
+    if not isinstance(value, dict):
+        return None
+    lat = value.get("lat")
+    if not isinstance(lat, int | float) or isinstance(lat, bool):
+        return None
+    if -90 <= lat <= 90:
+        return math.floor(lat)
+    return OUTSIDE_BANDS
+
+
+OUTSIDE_BANDS = -1000
 
 
 @dataclass(slots=True)
@@ -273,10 +328,10 @@ class EventLeaf(Leaf):
         )
         self.static_key: bytes = leaf_key({"event": self.event_type, "where": static_items})
         self.time_where = [w for w in self.where if w.span is not None]
-        # Prefer an exact value to a prefix or suffix: fewer leaves share a bucket.
+        # File under the most selective condition: fewer leaves share a bucket.
         found = sorted(
             (w.discriminator for w in self.where if w.discriminator is not None),
-            key=lambda d: d.kind != "eq",
+            key=lambda d: d.selectivity,
         )
         self.discriminator: Discriminator | None = found[0] if found else None
         within = node.get("within")

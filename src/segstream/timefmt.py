@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 __all__ = [
     "DAY",
@@ -98,12 +99,17 @@ def parse_duration(text: str) -> int:
 
 def format_instant(us: int) -> str:
     """Format microseconds since the epoch as UTC with `Z` and 0-6 fractional digits."""
-    dt = _EPOCH + timedelta(microseconds=us)
-    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
-    frac = us % SECOND
+    seconds, frac = divmod(us, SECOND)
+    text = _format_second(seconds)
     if frac:
-        text += "." + f"{frac:06d}".rstrip("0")
+        return f"{text}.{frac:06d}".rstrip("0") + "Z"
     return text + "Z"
+
+
+@lru_cache(maxsize=4096)
+def _format_second(seconds: int) -> str:
+    # Output writes two instants per membership event, mostly of a few recent seconds.
+    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def utc_date(us: int) -> date:

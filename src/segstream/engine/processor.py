@@ -101,6 +101,7 @@ class SegmentEngine:
             patch = {"device": event.device} if event.device is not None else None
         trait_leaves: set[Leaf] = set()
         flipped: set[TraitLeaf] = set()
+        holds_now: set[TraitLeaf] = set()  # of the flipped leaves' paths: true after
         new_traits: dict[str, Any] | None = None
         trait_paths: list[tuple[str, ...]] = []
         guards_moved = False
@@ -119,6 +120,7 @@ class SegmentEngine:
                         # Known before and after without evaluating: only the leaves that
                         # flip, plus the ones that need `now`, go on.
                         flipped |= held ^ holds
+                        holds_now |= holds
                         trait_leaves |= registry.span_leaves(parts)
                     else:
                         trait_leaves |= registry.trait_leaves(parts, before, after)
@@ -136,17 +138,16 @@ class SegmentEngine:
             reach = self._reach(pid, state.traits, new_traits)
         else:
             reach = self._reach(pid, new_traits)
-        if state.members:
-            reach = reach.union(state.members)
-        trait_users = registry.users_for(trait_leaves, reach)
-        event_users = registry.users_for(event_leaves, reach)
+        members = state.members
+        trait_used = registry.used_leaves(trait_leaves, reach, members)
+        event_used = registry.used_leaves(event_leaves, reach, members)
         if created:  # the empty profile: each leaf's value on it is a constant
-            before_values = {leaf: registry.empty_value(leaf) for leaf in trait_users}
-            before_values.update((leaf, registry.empty_value(leaf)) for leaf in event_users)
+            before_values = {leaf: registry.empty_value(leaf) for leaf in trait_used}
+            before_values.update((leaf, registry.empty_value(leaf)) for leaf in event_used)
         else:
             old = EvaluationContext(state, now, retention)
-            before_values = {leaf: leaf.evaluate(old) for leaf in trait_users}
-            before_values.update((leaf, leaf.evaluate(old)) for leaf in event_users)
+            before_values = {leaf: leaf.evaluate(old) for leaf in trait_used}
+            before_values.update((leaf, leaf.evaluate(old)) for leaf in event_used)
 
         state.exists = True
         if new_traits is not None:
@@ -164,25 +165,30 @@ class SegmentEngine:
         if event_leaves:
             stored = state.add_event(event.at, event.id, event.type, event.properties)
             # Timers only for leaves some segment could change through for this profile.
-            timed = [leaf for leaf in event_leaves if leaf in event_users]
-            if timed:
-                self._schedule_event(state, stored, timed, now)
+            if event_used:
+                self._schedule_event(state, stored, event_used, now)
         elif event.type != "profile.updated" and event.at > now - retention:
             state.add_event(event.at, event.id, event.type, event.properties)
         state.remember(event.id)
 
+        # Memberships equal the truth before the record, so only the segments a changed
+        # leaf can move towards the other side need evaluating (see `moved_by`).
         ctx = EvaluationContext(state, now, retention)
         candidates: set[str] = set()
-        for sids in registry.users_for(flipped, reach).values():
-            candidates |= sids
-        for leaf, sids in trait_users.items():
-            if ctx.value(leaf) != before_values[leaf]:
-                candidates |= sids
-        for leaf, sids in event_users.items():
-            if ctx.value(leaf) != before_values[leaf]:
-                candidates |= sids
+        moved_by = registry.moved_by
+        for flip in flipped:
+            moved_by(flip, flip in holds_now, reach, members, candidates)
+        for leaf, was in before_values.items():
+            truth = ctx.value(leaf)
+            if truth != was:
+                moved_by(leaf, truth, reach, members, candidates)
         if created:
             candidates |= registry.vacuous
+        if not state.events and candidates:
+            # No history (a profile made by its traits): segments that need an event stay
+            # false; only a member of one (its traits alone used to decide it) can change.
+            bound = registry.history_bound
+            candidates = {sid for sid in candidates if sid not in bound or sid in members}
         cause = {"kind": "event", "event_id": event.id}
         return self._evaluate(pid, state, candidates, now, lambda _sid: cause, ctx)
 
@@ -230,9 +236,7 @@ class SegmentEngine:
             return []
         cause = {"kind": "timer"}
         reach = self._reach(pid, state.traits)
-        if state.members:
-            reach = reach.union(state.members)
-        segments = registry.segments_using(leaves, reach)
+        segments = registry.segments_using(leaves, reach, state.members)
         return self._evaluate(pid, state, segments, due, lambda _sid: cause)
 
     def _reach(
@@ -306,8 +310,7 @@ class SegmentEngine:
         leaves some segment could change through for the profile (as for event timers)."""
         time_leaves: Collection[TraitLeaf] = self.registry.time_trait_leaves(parts)
         if time_leaves and reach is not None:
-            used = self.registry.users_for(time_leaves, reach)
-            time_leaves = [leaf for leaf in time_leaves if leaf in used]
+            time_leaves = self.registry.used_leaves(time_leaves, reach, state.members)
         if not time_leaves:
             return
         key = _TRAIT_TIMER + ".".join(parts)

@@ -4,15 +4,17 @@ segments an event, a trait change or a timer can affect."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from segstream.rules.compile import (
+    NEGATIVE,
     OUTSIDE_BANDS,
+    POSITIVE,
     Discriminator,
     EvaluationContext,
     EventLeaf,
@@ -24,6 +26,7 @@ from segstream.rules.compile import (
     latitude_band,
     leaf_key,
     make_leaf,
+    truth_without_history,
 )
 from segstream.rules.operators import elements as _elements
 from segstream.rules.operators import split_path, terminals
@@ -46,6 +49,8 @@ class CompiledSegment:
     refs: frozenset[str]
     vacuous: bool  # true for a profile with no traits, no history and no memberships
 
+
+AnyLeaf = TypeVar("AnyLeaf", bound=Leaf)
 
 _AFFIXES = frozenset({"prefix", "suffix", "infix"})
 
@@ -93,19 +98,33 @@ class _GuardTrie:
 
 @dataclass(slots=True)
 class _LeafUsers:
-    """The segments that read a leaf: all of them, and those without guards."""
+    """The segments that read a leaf: all of them, and by the way the leaf occurs in them —
+    un-negated (`up`: its rise can make them true) or negated (`down`) — each with the
+    subset without guards (`*_open`)."""
 
     all: set[str] = field(default_factory=set)
     open: set[str] = field(default_factory=set)
+    up: set[str] = field(default_factory=set)
+    up_open: set[str] = field(default_factory=set)
+    down: set[str] = field(default_factory=set)
+    down_open: set[str] = field(default_factory=set)
 
-    def add(self, sid: str, guarded: bool) -> None:
+    def add(self, sid: str, guarded: bool, polarity: int) -> None:
         self.all.add(sid)
         if not guarded:
             self.open.add(sid)
+        if polarity & POSITIVE:
+            self.up.add(sid)
+            if not guarded:
+                self.up_open.add(sid)
+        if polarity & NEGATIVE:
+            self.down.add(sid)
+            if not guarded:
+                self.down_open.add(sid)
 
     def discard(self, sid: str) -> None:
-        self.all.discard(sid)
-        self.open.discard(sid)
+        for users in (self.all, self.open, self.up, self.up_open, self.down, self.down_open):
+            users.discard(sid)
 
 
 @dataclass(slots=True)
@@ -219,6 +238,8 @@ class SegmentRegistry:
         self.dependents: dict[str, set[str]] = {}
         self.rank: dict[str, int] = {}
         self.vacuous: set[str] = set()
+        #: Segments no profile without activity history can be in (an event they need).
+        self.history_bound: set[str] = set()
         self._leaves: dict[bytes, Leaf] = {}
         self._empty: dict[Leaf, bool] = {}
         self._empty_context = EvaluationContext(ProfileState(), 0, retention)
@@ -274,7 +295,9 @@ class SegmentRegistry:
         self._definitions[sid] = segment.definition
         self.versions[sid] = version
         for leaf in leaves:
-            self._users.setdefault(leaf, _LeafUsers()).add(sid, bool(compiled.guards))
+            self._users.setdefault(leaf, _LeafUsers()).add(
+                sid, bool(compiled.guards), compiled.polarity[leaf]
+            )
         if compiled.guards:
             self._guarded.add(sid, compiled.guards)
             self.guard_paths.update(g.parts for g in compiled.guards)
@@ -284,6 +307,13 @@ class SegmentRegistry:
             self.vacuous.add(sid)
         else:
             self.vacuous.discard(sid)
+        without_history = truth_without_history(
+            definition["condition"], lambda node: self.empty_value(self._intern(node))
+        )
+        if without_history is False:
+            self.history_bound.add(sid)
+        else:
+            self.history_bound.discard(sid)
         self._rerank(sid)
         self.epoch += 1
         return segment
@@ -304,6 +334,7 @@ class SegmentRegistry:
         del self._definitions[sid]
         self._unlink(segment)
         self.vacuous.discard(sid)
+        self.history_bound.discard(sid)
         self._rerank(sid)
         self.epoch += 1
         return segment
@@ -474,12 +505,17 @@ class SegmentRegistry:
         self._guarded.collect(keys_of, reach)
         return reach
 
-    def users_for(self, leaves: Iterable[Leaf], reach: AbstractSet[str]) -> dict[Leaf, set[str]]:
+    def users_for(
+        self,
+        leaves: Iterable[Leaf],
+        reach: AbstractSet[str],
+        members: Collection[str] = (),
+    ) -> dict[Leaf, set[str]]:
         """Per leaf, the active segments reading it that can change for a profile.
 
-        `reach` is the profile's `reachable` segments plus its memberships: a guarded segment
-        outside it is false before and after (the profile fails a guard and is not a
-        member). Leaves left with no segment are left out.
+        `reach` is the profile's `reachable` segments and `members` its memberships: a
+        guarded segment outside both is false before and after (the profile fails a guard
+        and is not a member). Leaves left with no segment are left out.
         """
         found: dict[Leaf, set[str]] = {}
         users_of = self._users
@@ -490,15 +526,60 @@ class SegmentRegistry:
             sids = users.all & reach
             if users.open:
                 sids |= users.open
+            if members:
+                sids |= users.all.intersection(members)
             if sids:
                 found[leaf] = sids
         return found
 
-    def segments_using(self, leaves: Iterable[Leaf], reach: AbstractSet[str]) -> set[str]:
+    def used_leaves(
+        self, leaves: Iterable[AnyLeaf], reach: AbstractSet[str], members: Collection[str]
+    ) -> list[AnyLeaf]:
+        """The leaves that have a segment in `users_for` (without collecting them)."""
+        used = []
+        users_of = self._users
+        for leaf in leaves:
+            users = users_of.get(leaf)
+            if users is not None and (
+                users.open
+                or not users.all.isdisjoint(reach)
+                or (members and not users.all.isdisjoint(members))
+            ):
+                used.append(leaf)
+        return used
+
+    def moved_by(
+        self,
+        leaf: Leaf,
+        rose: bool,
+        reach: AbstractSet[str],
+        members: Collection[str],
+        into: set[str],
+    ) -> None:
+        """Add the segments a leaf's change (a rise when `rose`) can move for a profile whose
+        memberships equal the truth before the change: non-members it can make true, and
+        members it can make false. Any other segment of the leaf keeps its truth, since a
+        condition is monotone in each leaf in the direction of its polarity."""
+        users = self._users.get(leaf)
+        if users is None:
+            return
+        if rose:
+            enter, enter_open, leave = users.up, users.up_open, users.down
+        else:
+            enter, enter_open, leave = users.down, users.down_open, users.up
+        if enter:
+            into |= enter & reach
+            into |= enter_open
+        if leave and members:
+            into |= leave.intersection(members)
+
+    def segments_using(
+        self, leaves: Iterable[Leaf], reach: AbstractSet[str], members: Collection[str] = ()
+    ) -> set[str]:
         """Ids of the active segments that read any of these leaves and can change for a
-        profile with this `reach` (see `users_for`)."""
+        profile with this `reach` and these `members` (see `users_for`)."""
         found: set[str] = set()
-        for sids in self.users_for(leaves, reach).values():
+        for sids in self.users_for(leaves, reach, members).values():
             found |= sids
         return found
 

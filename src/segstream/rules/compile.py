@@ -31,7 +31,9 @@ from segstream.state.profile import ProfileState, StoredEvent
 from segstream.timefmt import date_start, parse_date, parse_duration, parse_instant, utc_date
 
 __all__ = [
+    "NEGATIVE",
     "OUTSIDE_BANDS",
+    "POSITIVE",
     "CompiledCondition",
     "Discriminator",
     "EvaluationContext",
@@ -48,6 +50,7 @@ __all__ = [
     "make_leaf",
     "next_birthday",
     "trait_terminals",
+    "truth_without_history",
 ]
 
 Node = Callable[["EvaluationContext"], bool]
@@ -481,18 +484,27 @@ def make_leaf(key: bytes, node: Mapping[str, Any]) -> Leaf:
     return SegmentLeaf(key, node)
 
 
+#: How a leaf occurs in a condition: un-negated (its rise can make the condition true and
+#: its fall false), negated (the other way round), or both.
+POSITIVE = 1
+NEGATIVE = 2
+
+
 @dataclass(slots=True)
 class CompiledCondition:
-    """A condition as a closure, the leaves it reads, and its guards.
+    """A condition as a closure, the leaves it reads, their polarity, and its guards.
 
     Guards are trait leaves with an `eq`/`in` discriminator that must all hold for the whole
     condition to hold (the root, or children of a root `and`); a profile that fails one and
     is not a member cannot enter, which lets the registry skip the segment cheaply.
+    `polarity` maps each leaf to POSITIVE, NEGATIVE or both (or-ed): the condition is
+    monotone in each leaf, so a change of leaves can only move it their way.
     """
 
     run: Node
     leaves: list[Leaf]
     guards: list[TraitLeaf]
+    polarity: dict[Leaf, int] = field(default_factory=dict)
 
 
 def _cost(node: Mapping[str, Any]) -> int:
@@ -528,10 +540,20 @@ def compile_condition(
 ) -> CompiledCondition:
     """Compile a validated condition; `intern` returns the shared leaf for a leaf node."""
     leaves: list[Leaf] = []
+    polarity: dict[Leaf, int] = {}
 
-    def build(node: Mapping[str, Any]) -> Node:
+    def leaf_of(node: Mapping[str, Any], negated: bool) -> Leaf:
+        leaf = intern(node)
+        leaves.append(leaf)
+        polarity[leaf] = polarity.get(leaf, 0) | (NEGATIVE if negated else POSITIVE)
+        return leaf
+
+    def build(node: Mapping[str, Any], negated: bool = False) -> Node:
         if "and" in node:
-            children = [build(c) for c in sorted(node["and"], key=_cost)]
+            kids = sorted(node["and"], key=_cost)
+            if len(kids) > 1 and all(_memoisable(c) for c in kids):
+                return _all_leaves(tuple(leaf_of(c, negated) for c in kids))
+            children = [build(c, negated) for c in kids]
             if len(children) == 1:
                 return children[0]
 
@@ -543,7 +565,10 @@ def compile_condition(
 
             return all_of
         if "or" in node:
-            children = [build(c) for c in sorted(node["or"], key=_cost)]
+            kids = sorted(node["or"], key=_cost)
+            if len(kids) > 1 and all(_memoisable(c) for c in kids):
+                return _any_leaf(tuple(leaf_of(c, negated) for c in kids))
+            children = [build(c, negated) for c in kids]
             if len(children) == 1:
                 return children[0]
 
@@ -555,10 +580,9 @@ def compile_condition(
 
             return any_of
         if "not" in node:
-            inner = build(node["not"])
+            inner = build(node["not"], not negated)
             return lambda ctx: not inner(ctx)
-        leaf = intern(node)
-        leaves.append(leaf)
+        leaf = leaf_of(node, negated)
         if isinstance(leaf, SegmentLeaf):
             return leaf.evaluate
         evaluate = leaf.evaluate
@@ -572,4 +596,63 @@ def compile_condition(
 
         return memoised
 
-    return CompiledCondition(build(condition), leaves, _guards_of(condition, intern))
+    run = build(condition)
+    return CompiledCondition(run, leaves, _guards_of(condition, intern), polarity)
+
+
+def _memoisable(node: Mapping[str, Any]) -> bool:
+    """A trait or event leaf: its value is fixed for a pass (a membership is not)."""
+    return "trait" in node or "event" in node
+
+
+def _all_leaves(leaves: tuple[Leaf, ...]) -> Node:
+    # An `and` of trait/event leaves in one frame: no closure call per child.
+    def all_of(ctx: EvaluationContext) -> bool:
+        memo = ctx.memo
+        for leaf in leaves:
+            value = memo.get(leaf)
+            if value is None:
+                value = memo[leaf] = leaf.evaluate(ctx)
+            if not value:
+                return False
+        return True
+
+    return all_of
+
+
+def _any_leaf(leaves: tuple[Leaf, ...]) -> Node:
+    def any_of(ctx: EvaluationContext) -> bool:
+        memo = ctx.memo
+        for leaf in leaves:
+            value = memo.get(leaf)
+            if value is None:
+                value = memo[leaf] = leaf.evaluate(ctx)
+            if value:
+                return True
+        return False
+
+    return any_of
+
+
+def truth_without_history(
+    condition: Mapping[str, Any], empty_value: Callable[[Mapping[str, Any]], bool]
+) -> bool | None:
+    """The condition's truth for every profile without activity history, whatever its traits
+    and memberships, or None when those decide it. `empty_value` gives an event leaf's truth
+    over no events (time plays no part in it)."""
+    if "and" in condition:
+        values = [truth_without_history(c, empty_value) for c in condition["and"]]
+        if False in values:
+            return False
+        return True if all(v is True for v in values) else None
+    if "or" in condition:
+        values = [truth_without_history(c, empty_value) for c in condition["or"]]
+        if True in values:
+            return True
+        return False if all(v is False for v in values) else None
+    if "not" in condition:
+        inner = truth_without_history(condition["not"], empty_value)
+        return None if inner is None else not inner
+    if "event" in condition:
+        return empty_value(condition)
+    return None

@@ -400,3 +400,69 @@ def test_trait_time_exit_after_moving_into_a_segments_guard() -> None:
         ("+", "p1", "paris-new@1#1", "2026-01-02T00:00:00Z", "event:e2"),
         ("-", "p1", "paris-new@1#2", "2026-01-08T00:00:00Z", "timer"),
     ]
+
+
+def test_negated_leaves_move_members_out_and_non_members_in() -> None:
+    # The engine evaluates only segments a changed leaf can move (by where the leaf occurs
+    # un-negated or negated): a rise of a negated leaf must reach the members, a fall the
+    # non-members.
+    quiet = seg(
+        "quiet",
+        {
+            "and": [
+                {"trait": "location.country", "op": "eq", "value": "US"},
+                {"not": {"event": "cart.added", "within": "5s"}},
+                {"not": {"trait": "custom.plan", "op": "eq", "value": "pro"}},
+            ]
+        },
+    )
+    out = run(
+        [quiet],
+        [
+            traits("e1", "p1", "2026-01-01T00:00:00Z", location={"country": "US"}),
+            activity("e2", "cart.added", "p1", "2026-01-01T00:00:01Z"),
+            traits("e3", "p1", "2026-01-01T00:00:10Z", custom={"plan": "pro"}),
+            traits("e4", "p1", "2026-01-01T00:00:11Z", custom={"plan": "free"}),
+        ],
+    )
+    assert out == [
+        ("+", "p1", "quiet@1#1", "2026-01-01T00:00:00Z", "event:e1"),
+        ("-", "p1", "quiet@1#2", "2026-01-01T00:00:01Z", "event:e2"),
+        ("+", "p1", "quiet@1#3", "2026-01-01T00:00:06Z", "timer"),
+        ("-", "p1", "quiet@1#4", "2026-01-01T00:00:10Z", "event:e3"),
+        ("+", "p1", "quiet@1#5", "2026-01-01T00:00:11Z", "event:e4"),
+    ]
+
+
+def test_a_profile_without_history_skips_segments_that_need_an_event() -> None:
+    buyers = seg(
+        "fr-buyers",
+        {
+            "and": [
+                {"trait": "location.country", "op": "eq", "value": "FR"},
+                {"event": "order.purchased"},
+            ]
+        },
+    )
+    rare = seg(
+        "fr-rare",
+        {
+            "and": [
+                {"trait": "location.country", "op": "eq", "value": "FR"},
+                {"event": "order.purchased", "count": {"op": "lt", "value": 2}},
+            ]
+        },
+    )
+    out = run(
+        [buyers, rare],
+        [
+            traits("e1", "p1", "2026-01-01T00:00:00Z", location={"country": "FR"}),
+            activity("e2", "order.purchased", "p1", "2026-01-01T00:00:01Z"),
+            activity("e3", "order.purchased", "p1", "2026-01-01T00:00:02Z"),
+        ],
+    )
+    assert out == [
+        ("+", "p1", "fr-rare@1#1", "2026-01-01T00:00:00Z", "event:e1"),
+        ("+", "p1", "fr-buyers@1#1", "2026-01-01T00:00:01Z", "event:e2"),
+        ("-", "p1", "fr-rare@1#2", "2026-01-01T00:00:02Z", "event:e3"),
+    ]

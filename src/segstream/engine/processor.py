@@ -17,6 +17,8 @@ from segstream.engine.membership import MembershipChange
 from segstream.engine.registry import AGE_PATH, CompiledSegment, SegmentRegistry
 from segstream.engine.types import DueTimes, ProfileStore
 from segstream.rules.compile import (
+    FALLS,
+    RISES,
     EvaluationContext,
     EventLeaf,
     Leaf,
@@ -220,23 +222,34 @@ class SegmentEngine:
 
     def _fire(self, pid: str, state: ProfileState, due: int) -> list[MembershipChange]:
         registry = self.registry
-        leaves: set[Leaf] = set()
+        # Per leaf, the ways its truth can move now (RISES, FALLS or both).
+        moves: dict[Leaf, int] = {}
         for key in state.pop_due(due):
             if key[0] == _EVENT_TIMER:
                 event_type, event_id = key[1:].split(_SEP, 1)
                 for event in state.find_events(event_type, event_id):
-                    leaves |= self._selecting(event.type, event.properties, event, due)
+                    for timed in self._selecting(event.type, event.properties, event, due):
+                        moves[timed] = moves.get(timed, 0) | timed.moves_at(event, due)
             else:
                 parts = split_path(key[1:])
-                leaves |= registry.time_trait_leaves(parts)
+                for trait_leaf in registry.time_trait_leaves(parts):
+                    moves[trait_leaf] = RISES | FALLS
                 if parts == AGE_PATH:
                     self._schedule_trait(state, parts, due)
         state.drop_expired(due - self.retention)
         if not state.exists:
             return []
-        cause = {"kind": "timer"}
+        # Memberships equal the truth just before `due`: a leaf that can only fall (say,
+        # a count leaving its window) can move members out but no one in.
         reach = self._reach(pid, state.traits)
-        segments = registry.segments_using(leaves, reach, state.members)
+        members = state.members
+        segments: set[str] = set()
+        for leaf, way in moves.items():
+            if way & RISES:
+                registry.moved_by(leaf, True, reach, members, segments)
+            if way & FALLS:
+                registry.moved_by(leaf, False, reach, members, segments)
+        cause = {"kind": "timer"}
         return self._evaluate(pid, state, segments, due, lambda _sid: cause)
 
     def _reach(

@@ -31,9 +31,11 @@ from segstream.state.profile import ProfileState, StoredEvent
 from segstream.timefmt import date_start, parse_date, parse_duration, parse_instant, utc_date
 
 __all__ = [
+    "FALLS",
     "NEGATIVE",
     "OUTSIDE_BANDS",
     "POSITIVE",
+    "RISES",
     "CompiledCondition",
     "Discriminator",
     "EvaluationContext",
@@ -287,6 +289,7 @@ class _Measure:
     kind: str  # count | sum | avg | min | max
     parts: tuple[str, ...] = ()
     compare: Callable[[Any], bool] = field(default=lambda _x: False)
+    op: str = "gte"
 
 
 class EventLeaf(Leaf):
@@ -393,6 +396,20 @@ class EventLeaf(Leaf):
                     yield at
                     yield at + w.span
 
+    def moves_at(self, event: StoredEvent, due: int) -> int:
+        """Which way the leaf can move at `due`, a change instant of `event`: RISES, FALLS
+        or both. An event entering or leaving the window of a count with an order
+        comparison moves the count one way only; anything else may go either way."""
+        if self.time_where or self.measure.kind != "count":
+            return RISES | FALLS
+        grows = due == event.at  # otherwise the event leaves the window or the retention
+        op = self.measure.op
+        if op in ("gt", "gte"):
+            return RISES if grows else FALLS
+        if op in ("lt", "lte"):
+            return FALLS if grows else RISES
+        return RISES | FALLS
+
     def _selected(self, ctx: EvaluationContext) -> Iterator[StoredEvent]:
         history = ctx.profile.events.get(self.event_type)
         if not history:
@@ -454,7 +471,7 @@ def _at(event: StoredEvent) -> int:
 def _measure_of(node: Mapping[str, Any]) -> _Measure:
     count = node.get("count")
     if count is not None:
-        return _Measure("count", (), compare_number(count["op"], count["value"]))
+        return _Measure("count", (), compare_number(count["op"], count["value"]), count["op"])
     for kind in ("sum", "avg", "min", "max"):
         path = node.get(kind)
         if path is not None:
@@ -483,6 +500,10 @@ def make_leaf(key: bytes, node: Mapping[str, Any]) -> Leaf:
         return EventLeaf(key, node)
     return SegmentLeaf(key, node)
 
+
+#: Which way a leaf's truth can move at a timer: to true, to false (or-ed when either).
+RISES = 1
+FALLS = 2
 
 #: How a leaf occurs in a condition: un-negated (its rise can make the condition true and
 #: its fall false), negated (the other way round), or both.

@@ -466,3 +466,31 @@ def test_a_profile_without_history_skips_segments_that_need_an_event() -> None:
         ("+", "p1", "fr-buyers@1#1", "2026-01-01T00:00:01Z", "event:e2"),
         ("-", "p1", "fr-rare@1#2", "2026-01-01T00:00:02Z", "event:e3"),
     ]
+
+
+def test_a_count_below_a_bound_rises_when_events_leave_its_window() -> None:
+    # At a window exit a count can only fall: `lt` leaves can only rise, so non-members
+    # are the ones to evaluate.
+    calm = seg(
+        "calm",
+        {
+            "and": [
+                {"trait": "location.country", "op": "eq", "value": "US"},
+                {"event": "cart.added", "within": "5s", "count": {"op": "lt", "value": 2}},
+            ]
+        },
+    )
+    out = run(
+        [calm],
+        [
+            traits("e1", "p1", "2026-01-01T00:00:00Z", location={"country": "US"}),
+            activity("e2", "cart.added", "p1", "2026-01-01T00:00:01Z"),
+            activity("e3", "cart.added", "p1", "2026-01-01T00:00:02Z"),
+            activity("e4", "page.viewed", "p1", "2026-01-01T00:01:00Z"),
+        ],
+    )
+    assert out == [
+        ("+", "p1", "calm@1#1", "2026-01-01T00:00:00Z", "event:e1"),
+        ("-", "p1", "calm@1#2", "2026-01-01T00:00:02Z", "event:e3"),
+        ("+", "p1", "calm@1#3", "2026-01-01T00:00:06Z", "timer"),
+    ]

@@ -45,7 +45,7 @@ class CompiledSegment:
     fingerprint: bytes
     run: Any  # Callable[[EvaluationContext], bool]
     leaves: list[Leaf]
-    guards: list[TraitLeaf]
+    guards: list[Discriminator]
     refs: frozenset[str]
     vacuous: bool  # true for a profile with no traits, no history and no memberships
 
@@ -65,12 +65,11 @@ class _GuardTrie:
     here: set[str] = field(default_factory=set)
     below: dict[tuple[str, ...], dict[tuple[str, Any], _GuardTrie]] = field(default_factory=dict)
 
-    def add(self, sid: str, guards: list[TraitLeaf]) -> None:
+    def add(self, sid: str, guards: list[Discriminator]) -> None:
         if not guards:
             self.here.add(sid)
             return
-        disc = guards[0].discriminator
-        assert disc is not None
+        disc = guards[0]
         children = self.below.setdefault(disc.parts, {})
         for k in disc.keys:
             children.setdefault(k, _GuardTrie()).add(sid, guards[1:])
@@ -98,33 +97,45 @@ class _GuardTrie:
 
 @dataclass(slots=True)
 class _LeafUsers:
-    """The segments that read a leaf: all of them, and by the way the leaf occurs in them —
-    un-negated (`up`: its rise can make them true) or negated (`down`) — each with the
-    subset without guards (`*_open`)."""
+    """The segments that read a leaf: all of them, those without guards (`open`), and by the
+    way the leaf occurs in them — un-negated (`up`: its rise can make them true) or negated
+    (`down`) — each with its segments without any guard (`*_open`) and, by segment, those
+    whose only guard is membership of that segment (`*_ref`)."""
 
     all: set[str] = field(default_factory=set)
     open: set[str] = field(default_factory=set)
     up: set[str] = field(default_factory=set)
     up_open: set[str] = field(default_factory=set)
+    up_ref: dict[str, set[str]] = field(default_factory=dict)
     down: set[str] = field(default_factory=set)
     down_open: set[str] = field(default_factory=set)
+    down_ref: dict[str, set[str]] = field(default_factory=dict)
 
-    def add(self, sid: str, guarded: bool, polarity: int) -> None:
+    def add(self, sid: str, guarded: bool, polarity: int, ref_guard: str | None) -> None:
         self.all.add(sid)
         if not guarded:
             self.open.add(sid)
-        if polarity & POSITIVE:
-            self.up.add(sid)
+        for way, users, unguarded, by_ref in (
+            (POSITIVE, self.up, self.up_open, self.up_ref),
+            (NEGATIVE, self.down, self.down_open, self.down_ref),
+        ):
+            if not polarity & way:
+                continue
+            users.add(sid)
             if not guarded:
-                self.up_open.add(sid)
-        if polarity & NEGATIVE:
-            self.down.add(sid)
-            if not guarded:
-                self.down_open.add(sid)
+                if ref_guard is None:
+                    unguarded.add(sid)
+                else:
+                    by_ref.setdefault(ref_guard, set()).add(sid)
 
     def discard(self, sid: str) -> None:
         for users in (self.all, self.open, self.up, self.up_open, self.down, self.down_open):
             users.discard(sid)
+        for by_ref in (self.up_ref, self.down_ref):
+            for ref in list(by_ref):
+                by_ref[ref].discard(sid)
+                if not by_ref[ref]:
+                    del by_ref[ref]
 
 
 @dataclass(slots=True)
@@ -291,12 +302,14 @@ class SegmentRegistry:
             refs=refs,
             vacuous=compiled.run(EvaluationContext(ProfileState(), 0, self.retention)),
         )
+        # Without a trait guard, a required membership files the segment by that segment.
+        ref_guard = compiled.ref_guards[0] if compiled.ref_guards else None
         self.segments[sid] = segment
         self._definitions[sid] = segment.definition
         self.versions[sid] = version
         for leaf in leaves:
             self._users.setdefault(leaf, _LeafUsers()).add(
-                sid, bool(compiled.guards), compiled.polarity[leaf]
+                sid, bool(compiled.guards), compiled.polarity[leaf], ref_guard
             )
         if compiled.guards:
             self._guarded.add(sid, compiled.guards)
@@ -564,12 +577,20 @@ class SegmentRegistry:
         if users is None:
             return
         if rose:
-            enter, enter_open, leave = users.up, users.up_open, users.down
+            enter, enter_open, enter_ref, leave = users.up, users.up_open, users.up_ref, users.down
         else:
-            enter, enter_open, leave = users.down, users.down_open, users.up
+            enter, enter_open, enter_ref = users.down, users.down_open, users.down_ref
+            leave = users.up
         if enter:
             into |= enter & reach
             into |= enter_open
+            if enter_ref and members:
+                # A segment that requires membership of another can enter only for its
+                # members (one that enters in this pass queues its dependents).
+                for member in members:
+                    found = enter_ref.get(member)
+                    if found:
+                        into |= found
         if leave and members:
             into |= leave.intersection(members)
 

@@ -515,17 +515,21 @@ NEGATIVE = 2
 class CompiledCondition:
     """A condition as a closure, the leaves it reads, their polarity, and its guards.
 
-    Guards are trait leaves with an `eq`/`in` discriminator that must all hold for the whole
-    condition to hold (the root, or children of a root `and`); a profile that fails one and
-    is not a member cannot enter, which lets the registry skip the segment cheaply.
+    Guards are exact values (`eq`/`in` trait leaves, or an `or` of them on one path) a
+    profile's trait must meet for the whole condition to hold (the root, or children of a
+    root `and`); a profile that fails one and is not a member cannot enter, which lets the
+    registry skip the segment cheaply.
     `polarity` maps each leaf to POSITIVE, NEGATIVE or both (or-ed): the condition is
     monotone in each leaf, so a change of leaves can only move it their way.
     """
 
     run: Node
     leaves: list[Leaf]
-    guards: list[TraitLeaf]
+    guards: list[Discriminator]
     polarity: dict[Leaf, int] = field(default_factory=dict)
+    #: Segments the profile must be a member of for the condition to hold (the root, or
+    #: children of a root `and`).
+    ref_guards: list[str] = field(default_factory=list)
 
 
 def _cost(node: Mapping[str, Any]) -> int:
@@ -541,19 +545,33 @@ def _cost(node: Mapping[str, Any]) -> int:
 
 def _guards_of(
     node: Mapping[str, Any], leaf_of: Callable[[Mapping[str, Any]], Leaf]
-) -> list[TraitLeaf]:
+) -> list[Discriminator]:
     guards = []
     for child in node.get("and", [node]):
-        if "trait" in child:
-            leaf = leaf_of(child)
-            if (
-                isinstance(leaf, TraitLeaf)
-                and leaf.discriminator is not None
-                and leaf.discriminator.kind == "eq"
-                and not leaf.time_dependent
-            ):
-                guards.append(leaf)
+        # An `or` of exact values of one path guards like an `in` of them all.
+        found: list[Discriminator] = []
+        for option in child.get("or", [child]):
+            disc = _exact(leaf_of(option)) if "trait" in option else None
+            if disc is None or disc.parts != (found[0].parts if found else disc.parts):
+                break
+            found.append(disc)
+        else:
+            if found:
+                keys = frozenset().union(*(d.keys for d in found))
+                guards.append(Discriminator(found[0].parts, "eq", keys))
     return guards
+
+
+def _exact(leaf: Leaf) -> Discriminator | None:
+    """The `eq` discriminator of a time-independent trait leaf (an `eq`/`in` condition)."""
+    if (
+        isinstance(leaf, TraitLeaf)
+        and leaf.discriminator is not None
+        and leaf.discriminator.kind == "eq"
+        and not leaf.time_dependent
+    ):
+        return leaf.discriminator
+    return None
 
 
 def compile_condition(
@@ -618,7 +636,8 @@ def compile_condition(
         return memoised
 
     run = build(condition)
-    return CompiledCondition(run, leaves, _guards_of(condition, intern), polarity)
+    ref_guards = [c["segment"] for c in condition.get("and", [condition]) if "segment" in c]
+    return CompiledCondition(run, leaves, _guards_of(condition, intern), polarity, ref_guards)
 
 
 def _memoisable(node: Mapping[str, Any]) -> bool:

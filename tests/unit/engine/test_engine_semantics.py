@@ -494,3 +494,66 @@ def test_a_count_below_a_bound_rises_when_events_leave_its_window() -> None:
         ("-", "p1", "calm@1#2", "2026-01-01T00:00:02Z", "event:e3"),
         ("+", "p1", "calm@1#3", "2026-01-01T00:00:06Z", "timer"),
     ]
+
+
+def test_an_or_of_values_on_one_path_guards_like_in() -> None:
+    either = seg(
+        "lyon-or-paris-gold",
+        {
+            "and": [
+                {
+                    "or": [
+                        {"trait": "location.city", "op": "eq", "value": "Lyon"},
+                        {"trait": "location.city", "op": "eq", "value": "Paris"},
+                    ]
+                },
+                {"trait": "custom.plan", "op": "eq", "value": "gold"},
+            ]
+        },
+    )
+    out = run(
+        [either],
+        [
+            traits("e1", "p1", "2026-01-01T00:00:00Z", custom={"plan": "gold"}),
+            traits("e2", "p1", "2026-01-01T00:00:01Z", location={"city": "Paris"}),
+            traits("e3", "p1", "2026-01-01T00:00:02Z", location={"city": "Nice"}),
+            traits("e4", "p1", "2026-01-01T00:00:03Z", location={"city": "Lyon"}),
+        ],
+    )
+    assert out == [
+        ("+", "p1", "lyon-or-paris-gold@1#1", "2026-01-01T00:00:01Z", "event:e2"),
+        ("-", "p1", "lyon-or-paris-gold@1#2", "2026-01-01T00:00:02Z", "event:e3"),
+        ("+", "p1", "lyon-or-paris-gold@1#3", "2026-01-01T00:00:03Z", "event:e4"),
+    ]
+
+
+def test_a_segment_requiring_another_enters_for_its_members_only() -> None:
+    fr = seg("fr", {"trait": "location.country", "op": "eq", "value": "FR"})
+    fr_buyers = seg(
+        "fr-buyers",
+        {"and": [{"segment": "fr"}, {"event": "order.purchased", "within": "7d"}]},
+    )
+    out = run(
+        [fr, fr_buyers],
+        [
+            activity("e1", "order.purchased", "p1", "2026-01-01T00:00:00Z"),
+            traits("e2", "p1", "2026-01-01T00:00:01Z", location={"country": "FR"}),
+            activity("e3", "order.purchased", "p2", "2026-01-01T00:00:02Z"),
+            activity("e4", "order.purchased", "p1", "2026-01-01T00:00:03Z"),
+            traits("e5", "p1", "2026-01-01T00:00:04Z", location={"country": "US"}),
+            traits("e6", "p2", "2026-01-01T00:00:05Z", location={"country": "FR"}),
+            traits("e7", "p3", "2026-01-01T00:00:06Z", location={"country": "FR"}),
+            activity("e8", "order.purchased", "p3", "2026-01-01T00:00:07Z"),
+        ],
+    )
+    # A dependent that changes in the same pass shares the record's cause.
+    assert out == [
+        ("+", "p1", "fr@1#1", "2026-01-01T00:00:01Z", "event:e2"),
+        ("+", "p1", "fr-buyers@1#1", "2026-01-01T00:00:01Z", "event:e2"),
+        ("-", "p1", "fr@1#2", "2026-01-01T00:00:04Z", "event:e5"),
+        ("-", "p1", "fr-buyers@1#2", "2026-01-01T00:00:04Z", "event:e5"),
+        ("+", "p2", "fr@1#1", "2026-01-01T00:00:05Z", "event:e6"),
+        ("+", "p2", "fr-buyers@1#1", "2026-01-01T00:00:05Z", "event:e6"),
+        ("+", "p3", "fr@1#1", "2026-01-01T00:00:06Z", "event:e7"),
+        ("+", "p3", "fr-buyers@1#1", "2026-01-01T00:00:07Z", "event:e8"),
+    ]

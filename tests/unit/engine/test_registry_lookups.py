@@ -26,9 +26,7 @@ def loaded() -> tuple[SegmentRegistry, list[dict[str, Any]]]:
 
 
 def meets_guards(registry: SegmentRegistry, sid: str, traits: dict[str, Any]) -> bool:
-    for guard in registry.segments[sid].guards:
-        disc = guard.discriminator
-        assert disc is not None
+    for disc in registry.segments[sid].guards:
         if disc.keys.isdisjoint(index_keys(terminals(traits, disc.parts))):
             return False
     return True

@@ -104,6 +104,7 @@ class SegmentEngine:
         trait_leaves: set[Leaf] = set()
         flipped: set[TraitLeaf] = set()
         holds_now: set[TraitLeaf] = set()  # of the flipped leaves' paths: true after
+        known: dict[tuple[str, ...], frozenset[TraitLeaf]] = {}  # holds_now by path
         new_traits: dict[str, Any] | None = None
         trait_paths: list[tuple[str, ...]] = []
         guards_moved = False
@@ -123,6 +124,7 @@ class SegmentEngine:
                         # flip, plus the ones that need `now`, go on.
                         flipped |= held ^ holds
                         holds_now |= holds
+                        known[parts] = holds
                         trait_leaves |= registry.span_leaves(parts)
                     else:
                         trait_leaves |= registry.trait_leaves(parts, before, after)
@@ -176,6 +178,7 @@ class SegmentEngine:
         # Memberships equal the truth before the record, so only the segments a changed
         # leaf can move towards the other side need evaluating (see `moved_by`).
         ctx = EvaluationContext(state, now, retention)
+        ctx.known = known
         candidates: set[str] = set()
         moved_by = registry.moved_by
         for flip in flipped:
@@ -321,16 +324,23 @@ class SegmentEngine:
     ) -> None:
         """Timers for the time-dependent leaves on a trait path; with `reach`, only for the
         leaves some segment could change through for the profile (as for event timers)."""
-        time_leaves: Collection[TraitLeaf] = self.registry.time_trait_leaves(parts)
+        registry = self.registry
+        time_leaves: Collection[TraitLeaf] = registry.time_trait_leaves(parts)
         if time_leaves and reach is not None:
-            time_leaves = self.registry.used_leaves(time_leaves, reach, state.members)
+            if not registry.time_path_used(parts, reach, state.members):
+                return
+            if parts != AGE_PATH:  # age leaves share one timer: the next birthday
+                time_leaves = registry.used_leaves(time_leaves, reach, state.members)
         if not time_leaves:
             return
         key = _TRAIT_TIMER + ".".join(parts)
         if parts == AGE_PATH:
+            # A derived age changes on birthdays only (its terminals are numbers: no leaf
+            # on it has instants of its own).
             birthdate = state.traits.get("birthdate")
             if isinstance(birthdate, str):
                 state.schedule(next_birthday(birthdate, now), key)
+            return
         values = trait_terminals(state.traits, parts, now)
         instants: set[int] = set()
         for leaf in time_leaves:

@@ -266,6 +266,8 @@ class SegmentRegistry:
         self._truthless: set[tuple[str, ...]] = set()
         self._truth_lookups: dict[tuple[str, ...], int] = {}
         self._trait_roots: dict[str, set[tuple[str, ...]]] = {}
+        #: Per trait path: (epoch, users of its time-dependent leaves, any without guards).
+        self._time_users: dict[tuple[str, ...], tuple[int, set[str], bool]] = {}
         #: Every guarded segment filed by its guards (see `reachable`).
         self._guarded = _GuardTrie()
         #: Changes whenever the set of active segments does (callers cache `reachable`).
@@ -503,6 +505,24 @@ class SegmentRegistry:
     def time_trait_leaves(self, parts: tuple[str, ...]) -> set[TraitLeaf]:
         """Leaves on a trait path whose truth can change with time alone."""
         return self._trait_time.get(parts, set())
+
+    def time_path_used(
+        self, parts: tuple[str, ...], reach: AbstractSet[str], members: Collection[str]
+    ) -> bool:
+        """True when some time-dependent leaf on a trait path has a segment in `users_for`
+        (one check of their users together: `age` has a leaf per age bound)."""
+        cached = self._time_users.get(parts)
+        if cached is None or cached[0] != self.epoch:
+            users: set[str] = set()
+            has_open = False
+            for leaf in self._trait_time.get(parts, ()):
+                leaf_users = self._users.get(leaf)
+                if leaf_users is not None:
+                    users |= leaf_users.all
+                    has_open = has_open or bool(leaf_users.open)
+            cached = self._time_users[parts] = (self.epoch, users, has_open)
+        _, users, has_open = cached
+        return has_open or not users.isdisjoint(reach) or not users.isdisjoint(members)
 
     def reachable(self, traits: Mapping[str, Any]) -> set[str]:
         """Guarded segments whose every guard a profile with these traits can meet."""

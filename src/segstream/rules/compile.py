@@ -121,7 +121,7 @@ def _birthdate_of(traits: Mapping[str, Any]) -> str | None:
 class EvaluationContext:
     """One evaluation pass over one profile at one instant; memoises leaf results."""
 
-    __slots__ = ("_traits", "memo", "now", "profile", "retention")
+    __slots__ = ("_traits", "known", "memo", "now", "profile", "retention")
 
     def __init__(self, profile: ProfileState, now: int, retention: int) -> None:
         self.profile = profile
@@ -129,6 +129,9 @@ class EvaluationContext:
         self.retention = retention
         self.memo: dict[Leaf, bool] = {}
         self._traits: dict[tuple[str, ...], list[Any]] = {}
+        #: Per trait path, when the caller knows them: the leaves without a `within_last` /
+        #: `more_than_ago` operand that hold (all others on the path are false).
+        self.known: dict[tuple[str, ...], frozenset[TraitLeaf]] = {}
 
     def value(self, leaf: Leaf) -> bool:
         """A leaf's truth in this pass (memoised)."""
@@ -190,6 +193,10 @@ class TraitLeaf(Leaf):
         return self.span is not None or self.parts == _AGE
 
     def evaluate(self, ctx: EvaluationContext) -> bool:
+        if self.span is None:
+            known = ctx.known.get(self.parts)
+            if known is not None:
+                return self in known
         return self.pred(ctx.trait_terminals(self.parts), ctx.now)
 
     def change_instants(self, values: list[Any]) -> Iterator[int]:

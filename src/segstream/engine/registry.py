@@ -287,7 +287,15 @@ class SegmentRegistry:
         sid: str = definition["id"]
         if sid in self.segments:
             self._unlink(self.segments[sid])
-        compiled = compile_condition(definition["condition"], self._intern)
+        interned: dict[int, Leaf] = {}  # by node identity: compiling asks more than once
+
+        def intern(node: Mapping[str, Any]) -> Leaf:
+            leaf = interned.get(id(node))
+            if leaf is None:
+                leaf = interned[id(node)] = self._intern(node)
+            return leaf
+
+        compiled = compile_condition(definition["condition"], intern)
         # File the segment under its most selective-looking guard: the trait path on which
         # segments ask for the most distinct values (a city rather than a gender).
         compiled.guards.sort(key=lambda g: -self._distinct_values(g.parts))
@@ -302,7 +310,7 @@ class SegmentRegistry:
             leaves=leaves,
             guards=compiled.guards,
             refs=refs,
-            vacuous=compiled.run(EvaluationContext(ProfileState(), 0, self.retention)),
+            vacuous=compiled.run(EvaluationContext(self._empty_context.profile, 0, self.retention)),
         )
         # Without a trait guard, a required membership files the segment by that segment.
         ref_guard = compiled.ref_guards[0] if compiled.ref_guards else None
@@ -323,7 +331,7 @@ class SegmentRegistry:
         else:
             self.vacuous.discard(sid)
         without_history = truth_without_history(
-            definition["condition"], lambda node: self.empty_value(self._intern(node))
+            definition["condition"], lambda node: self.empty_value(intern(node))
         )
         if without_history is False:
             self.history_bound.add(sid)

@@ -297,6 +297,9 @@ class _Measure:
     parts: tuple[str, ...] = ()
     compare: Callable[[Any], bool] = field(default=lambda _x: False)
     op: str = "gte"
+    #: For a count: from this many events on, the comparison's answer no longer changes
+    #: (every operand bound is below it), so a scan can stop there.
+    cap: float = math.inf
 
 
 class EventLeaf(Leaf):
@@ -447,15 +450,26 @@ class EventLeaf(Leaf):
         m = self.measure
         if m.kind == "count":
             n = 0
-            for _ in self._selected(ctx):
-                n += 1
+            cap = m.cap
+            if n < cap:
+                for _ in self._selected(ctx):
+                    n += 1
+                    if n >= cap:
+                        break
             return m.compare(n)
-        values = [
-            v
-            for e in self._selected(ctx)
-            for v in elements(terminals(e.properties, m.parts))
-            if isinstance(v, int | float) and not isinstance(v, bool)
-        ]
+        values = []
+        parts = m.parts
+        for e in self._selected(ctx):
+            for v in terminals(e.properties, parts):
+                kind = type(v)
+                if kind is int or kind is float:
+                    values.append(v)
+                else:  # arrays at the end of the path, or no number at all: the slow path
+                    values.extend(
+                        x
+                        for x in elements([v])
+                        if isinstance(x, int | float) and not isinstance(x, bool)
+                    )
         if m.kind == "sum":
             total: float = 0
             for v in values:
@@ -478,12 +492,14 @@ def _at(event: StoredEvent) -> int:
 def _measure_of(node: Mapping[str, Any]) -> _Measure:
     count = node.get("count")
     if count is not None:
-        return _Measure("count", (), compare_number(count["op"], count["value"]), count["op"])
+        op, value = count["op"], count["value"]
+        bound = max(value) if op == "between" else value
+        return _Measure("count", (), compare_number(op, value), op, math.floor(bound) + 1)
     for kind in ("sum", "avg", "min", "max"):
         path = node.get(kind)
         if path is not None:
             return _Measure(kind, split_path(path), compare_number(node["op"], node["value"]))
-    return _Measure("count", (), compare_number("gte", 1))
+    return _Measure("count", (), compare_number("gte", 1), "gte", 2)
 
 
 class SegmentLeaf(Leaf):

@@ -36,6 +36,7 @@ CauseOf = Callable[[str], dict[str, str]]
 _EVENT_TIMER = "e"
 _TRAIT_TIMER = "t"
 _SEP = "\x1f"
+_NOTHING: frozenset[str] = frozenset()
 #: Profiles whose reachable segments the engine remembers (cleared when full).
 _REACH_CACHE_SIZE = 100_000
 
@@ -181,12 +182,18 @@ class SegmentEngine:
         ctx.known = known
         candidates: set[str] = set()
         moved_by = registry.moved_by
+        by_guards: AbstractSet[str] = reach
+        if created and not state.events:
+            # A profile made by its traits: each reachable segment's guards have just risen,
+            # so they are all candidates at once, and only unguarded users are left to find.
+            candidates = set(reach)
+            by_guards = _NOTHING
         for flip in flipped:
-            moved_by(flip, flip in holds_now, reach, members, candidates)
+            moved_by(flip, flip in holds_now, by_guards, members, candidates)
         for leaf, was in before_values.items():
             truth = ctx.value(leaf)
             if truth != was:
-                moved_by(leaf, truth, reach, members, candidates)
+                moved_by(leaf, truth, by_guards, members, candidates)
         if created:
             candidates |= registry.vacuous
         if not state.events and candidates:

@@ -144,6 +144,7 @@ class SegmentEngine:
         else:
             reach = self._reach(pid, new_traits)
         members = state.members
+        counted: list[EventLeaf] = []
         trait_used = registry.used_leaves(trait_leaves, reach, members)
         event_used = registry.used_leaves(event_leaves, reach, members)
         if created:  # the empty profile: each leaf's value on it is a constant
@@ -152,7 +153,12 @@ class SegmentEngine:
         else:
             old = EvaluationContext(state, now, retention)
             before_values = {leaf: leaf.evaluate(old) for leaf in trait_used}
-            before_values.update((leaf, leaf.evaluate(old)) for leaf in event_used)
+            for event_leaf in event_used:
+                # A count is taken once, after the event is added (`truths_around`).
+                if event_leaf.measure.kind != "count":
+                    before_values[event_leaf] = event_leaf.evaluate(old)
+                else:
+                    counted.append(event_leaf)
 
         state.exists = True
         if new_traits is not None:
@@ -167,26 +173,31 @@ class SegmentEngine:
                 # Idempotent, and needed even when the terminals look unchanged (a new
                 # birthdate can keep today's age but move the next birthday).
                 self._schedule_trait(state, parts, now, reach)
+        ctx = EvaluationContext(state, now, retention)
+        ctx.known = known
+        candidates: set[str] = set()
+        moved_by = registry.moved_by
         if event_leaves:
             stored = state.add_event(event.at, event.id, event.type, event.properties)
             # Timers only for leaves some segment could change through for this profile.
             if event_used:
                 self._schedule_event(state, stored, event_used, now)
+            for event_leaf in counted:
+                was, truth = event_leaf.truths_around(stored, ctx)
+                ctx.memo[event_leaf] = truth
+                if truth != was:
+                    moved_by(event_leaf, truth, reach, members, candidates)
         elif event.type != "profile.updated" and event.at > now - retention:
             state.add_event(event.at, event.id, event.type, event.properties)
         state.remember(event.id)
 
         # Memberships equal the truth before the record, so only the segments a changed
         # leaf can move towards the other side need evaluating (see `moved_by`).
-        ctx = EvaluationContext(state, now, retention)
-        ctx.known = known
-        candidates: set[str] = set()
-        moved_by = registry.moved_by
         by_guards: AbstractSet[str] = reach
         if created and not state.events:
             # A profile made by its traits: each reachable segment's guards have just risen,
             # so they are all candidates at once, and only unguarded users are left to find.
-            candidates = set(reach)
+            candidates.update(reach)
             by_guards = _NOTHING
         for flip in flipped:
             moved_by(flip, flip in holds_now, by_guards, members, candidates)

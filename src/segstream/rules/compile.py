@@ -446,6 +446,38 @@ class EventLeaf(Leaf):
                     continue
             yield e
 
+    def counts(self, event: StoredEvent, ctx: EvaluationContext) -> bool:
+        """True when `event` (in the profile's history) is one this leaf selects now."""
+        now = ctx.now
+        at = event.at
+        low = now - ctx.retention  # exclusive
+        if self.span is not None:
+            low = max(low, now - self.span)
+            if at > now:
+                return False
+        if self.after is not None and self.after - 1 > low:
+            low = self.after - 1
+        if at <= low or (self.before is not None and at >= self.before):
+            return False
+        props = event.properties
+        return all(w.pred(terminals(props, w.parts), now) for w in self.where)
+
+    def truths_around(self, added: StoredEvent, ctx: EvaluationContext) -> tuple[bool, bool]:
+        """A count leaf's truth without and with `added`, the event just put in the history:
+        one scan, since the event adds one to the count or nothing. (Taking an event for
+        counted when it is not could only report a change that is not one: an extra
+        evaluation, never a missed one.)"""
+        m = self.measure
+        limit = m.cap + 1  # a count stopped here stays past the cap without the event
+        n = 0
+        if n < limit:
+            for _ in self._selected(ctx):
+                n += 1
+                if n >= limit:
+                    break
+        before = n - 1 if n and self.counts(added, ctx) else n
+        return m.compare(before), m.compare(n)
+
     def evaluate(self, ctx: EvaluationContext) -> bool:
         m = self.measure
         if m.kind == "count":

@@ -174,7 +174,7 @@ class PartitionWorker:
             # NOT_ENOUGH_REPLICAS now and then: retry after 20 ms, not the default 100 ms
             # that every such transaction (and the events in it) would wait.
             retry_backoff_ms=20,
-            max_request_size=4 * 1024 * 1024,
+            max_request_size=self.settings.producer_max_request_bytes,
         )
         await self.producer.start()
         self.store = PartitionStore(
@@ -211,7 +211,9 @@ class PartitionWorker:
 
         assert self.store is not None
         tp = TopicPartition(self.topics.changelog, self.partition)
-        reader = committed_reader(self.settings)
+        reader = committed_reader(
+            self.settings, max_record_bytes=self.settings.changelog_max_message_bytes
+        )
         await reader.start()
         try:
             reader.assign([tp])
@@ -323,8 +325,15 @@ class PartitionWorker:
                     )
                 )
             offsets = {tp: messages[-1].offset + 1 for tp, messages in batch if messages}
-            if offsets:
-                await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+            # Every send must have succeeded before the commit: aiokafka commits a
+            # transaction whose records the broker rejected (Java's producer refuses,
+            # KAFKA-9279), which would publish output and offsets without the state.
+            confirming = asyncio.gather(*futures)
+            try:
+                if offsets:
+                    await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+            finally:
+                results = await confirming
             await self.producer.commit_transaction()
         except BaseException:
             self.metrics.transaction(False)
@@ -335,7 +344,6 @@ class PartitionWorker:
             self.store.discard_staged()
             raise
         self.metrics.transaction(True)
-        results = await asyncio.gather(*futures)
         changelog_offsets = [r.offset for r in results if r.topic == self.topics.changelog]
         self.store.apply_staged(max(changelog_offsets) if changelog_offsets else None)
         profiles.commit_to_cache()

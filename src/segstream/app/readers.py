@@ -9,11 +9,12 @@ from segstream.app.settings import WorkerSettings
 __all__ = ["committed_reader"]
 
 
-def committed_reader(settings: WorkerSettings) -> Any:
+def committed_reader(settings: WorkerSettings, *, max_record_bytes: int | None = None) -> Any:
     """An unstarted AIOKafkaConsumer with no group: read_committed, no auto-commit, earliest.
 
     Every internal reader (changelog restore, segments and status topics, tail) wants exactly
     this: only committed transactions, and partitions assigned by the caller.
+    `max_record_bytes`: the largest record the topic may hold (a fetch must take it whole).
     """
     from aiokafka import AIOKafkaConsumer
 
@@ -22,4 +23,5 @@ def committed_reader(settings: WorkerSettings) -> Any:
         isolation_level="read_committed",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **({"max_partition_fetch_bytes": max_record_bytes} if max_record_bytes else {}),
     )

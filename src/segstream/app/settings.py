@@ -14,6 +14,8 @@ from segstream.timefmt import parse_duration
 __all__ = ["MIB", "KafkaSecurity", "SettingsError", "TopicNames", "WorkerSettings"]
 
 MIB = 1024 * 1024
+#: Room for a dead letter's headers (SPEC §7) above the original record's size.
+DEADLETTER_HEADROOM = 64 * 1024
 PREFIX = "SEGSTREAM_"
 
 
@@ -92,6 +94,9 @@ class WorkerSettings:
     rocksdb_block_cache_bytes: int
     rocksdb_write_buffer_bytes: int
     input_max_message_bytes: int
+    #: `max.message.bytes` of the changelog topic: the largest profile state a partition can
+    #: write (a record whose state would be larger is dead-lettered as `internal`).
+    changelog_max_message_bytes: int
     # Group timing; tests turn these down so a worker joins and rebalances quickly.
     session_timeout_s: float
     heartbeat_interval_s: float
@@ -131,6 +136,7 @@ class WorkerSettings:
         if max_message_bytes < 2 * MIB:
             # SPEC §2: an oversize record must reach the worker to be dead-lettered.
             raise SettingsError(f"{PREFIX}INPUT_MAX_MESSAGE_BYTES must be at least {2 * MIB}")
+        changelog_max = reader.integer("CHANGELOG_MAX_MESSAGE_BYTES", 8 * MIB, minimum=MIB)
         protocol = reader.text("SECURITY_PROTOCOL", "PLAINTEXT").upper()
         if protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
             raise SettingsError(
@@ -166,6 +172,7 @@ class WorkerSettings:
             rocksdb_block_cache_bytes=reader.integer("ROCKSDB_BLOCK_CACHE_BYTES", 8 * MIB),
             rocksdb_write_buffer_bytes=reader.integer("ROCKSDB_WRITE_BUFFER_BYTES", 8 * MIB),
             input_max_message_bytes=max_message_bytes,
+            changelog_max_message_bytes=changelog_max,
             session_timeout_s=reader.seconds("SESSION_TIMEOUT_S", 30.0),
             heartbeat_interval_s=reader.seconds("HEARTBEAT_INTERVAL_S", 3.0),
             tick_interval_s=reader.seconds("TICK_INTERVAL_S", 0.25),
@@ -183,6 +190,20 @@ class WorkerSettings:
     def client_kwargs(self) -> dict[str, Any]:
         """bootstrap_servers plus the security settings, for any aiokafka client."""
         return {"bootstrap_servers": self.bootstrap, **self.security.client_kwargs()}
+
+    @property
+    def deadletter_max_message_bytes(self) -> int:
+        """`max.message.bytes` of the dead-letter topic: a dead letter is the original record
+        (at most the input topics' limit) plus the SPEC §7 headers."""
+        return self.input_max_message_bytes + DEADLETTER_HEADROOM
+
+    @property
+    def producer_max_request_bytes(self) -> int:
+        """The partition producers' `max_request_size`: room for the largest record they
+        may write to any of their topics."""
+        return max(self.changelog_max_message_bytes, self.deadletter_max_message_bytes) + (
+            64 * 1024
+        )
 
 
 @dataclass(frozen=True)

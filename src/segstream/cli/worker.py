@@ -19,7 +19,12 @@ def worker(create_topics_only: bool) -> None:
     """Run the stream worker (settings from SEGSTREAM_* environment variables)."""
     from segstream.app.logs import configure_logging
     from segstream.app.settings import SettingsError, WorkerSettings
-    from segstream.app.topics import create_topics, topic_specs
+    from segstream.app.topics import (
+        create_topics,
+        ensure_message_limits,
+        message_limits,
+        topic_specs,
+    )
 
     try:
         settings = WorkerSettings.from_env()
@@ -31,6 +36,8 @@ def worker(create_topics_only: bool) -> None:
     )
     for name in created:
         click.echo(f"created topic {name}", err=True)
+    # Topics made before (or by hand) may be too small for what the worker writes there.
+    asyncio.run(ensure_message_limits(settings.client_kwargs(), message_limits(settings)))
     if create_topics_only:
         return
 

@@ -5,6 +5,7 @@ Hierarchy::
     SegstreamError
     ├── InvalidDefinition        a segment definition broke the rule language (carries problems)
     ├── InvalidRecord            an input record must go to the dead-letter topic (carries kind)
+    ├── ProfileProcessingError   a timer or backfill step failed for one profile (a defect)
     └── ConfigurationError       a setting has an unusable value
 """
 
@@ -17,6 +18,7 @@ __all__ = [
     "InvalidDefinition",
     "InvalidRecord",
     "Problem",
+    "ProfileProcessingError",
     "SegstreamError",
 ]
 
@@ -51,6 +53,16 @@ class InvalidRecord(SegstreamError):
         self.kind = kind
         self.message = message
         super().__init__(f"{kind}: {message}")
+
+
+class ProfileProcessingError(SegstreamError):
+    """Firing a profile's timers or evaluating it for a backfill raised: a defect, confined to
+    that profile so the caller can drop the step for it instead of failing the partition."""
+
+    def __init__(self, profile_id: str, step: str, cause: BaseException) -> None:
+        self.profile_id = profile_id
+        self.step = step
+        super().__init__(f"{step} failed for a profile: {type(cause).__name__}: {cause}")
 
 
 class ConfigurationError(SegstreamError):

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from segstream.api.errors import ApiError
-from segstream.app.partition import PartitionWorker
 from segstream.app.settings import WorkerSettings
 from segstream.app.store import PartitionStore, profile_key
+from segstream.app.task import PartitionTask
 from segstream.engine.registry import CompiledSegment, SegmentRegistry
 from segstream.rules import condition_fingerprint
 from segstream.rules.compile import EvaluationContext
@@ -34,10 +34,10 @@ class WorkerView(Protocol):
     """What the API needs of the worker process."""
 
     settings: WorkerSettings
-    partitions: dict[int, PartitionWorker]
+    partitions: dict[int, PartitionTask]
 
 
-def owned_store(worker: WorkerView, partition: int) -> tuple[PartitionWorker, PartitionStore]:
+def owned_store(worker: WorkerView, partition: int) -> tuple[PartitionTask, PartitionStore]:
     """The partition's worker and store when this process owns it, ready; else a 503."""
     owner = worker.partitions.get(partition)
     if owner is None or not owner.ready or owner.store is None:
@@ -89,7 +89,7 @@ class PreviewPart:
         }
 
 
-def _compile_draft(owner: PartitionWorker, draft: dict[str, Any]) -> CompiledSegment:
+def _compile_draft(owner: PartitionTask, draft: dict[str, Any]) -> CompiledSegment:
     """A throwaway registry with the partition's definitions plus the draft; the draft's entry."""
     registry = SegmentRegistry(owner.registry.retention)
     for segment in owner.registry.segments.values():

@@ -69,6 +69,9 @@ METRIC_NAMES = (
     "segstream_backfill_remaining_profiles",
     "segstream_transactions_total",
     "segstream_batch_duration_seconds",
+    "segstream_profile_steps_dropped_total",
+    "segstream_records_skipped_total",
+    "segstream_batch_retries_total",
 )
 
 
@@ -168,8 +171,34 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self._steps_dropped = Counter(
+            "segstream_profile_steps_dropped",
+            "Timer or backfill steps dropped for one profile because they raised (a defect).",
+            ["step"],
+            registry=reg,
+        )
+        self._records_skipped = Counter(
+            "segstream_records_skipped",
+            "Records neither applied nor dead-lettered: control records that failed, and "
+            "records whose dead letter could not be written either.",
+            ["kind"],
+            registry=reg,
+        )
+        self._batch_retries = Counter(
+            "segstream_batch_retries",
+            "Batches run again after an abort to isolate the record or profile that failed "
+            "them, by cause.",
+            ["cause"],
+            registry=reg,
+        )
         for kind in DEAD_LETTER_KINDS:
             self._dead_letters.labels(kind=kind)
+        for step in ("timer", "backfill"):
+            self._steps_dropped.labels(step=step)
+        for kind in ("control", "no_dead_letter"):
+            self._records_skipped.labels(kind=kind)
+        for cause in ("record", "profile", "rejected"):
+            self._batch_retries.labels(cause=cause)
         for outcome in ("committed", "aborted"):
             self._transactions.labels(outcome=outcome)
         self._ready.set(0)
@@ -204,6 +233,19 @@ class WorkerMetrics:
     def dead_letter(self, kind: str) -> None:
         """Count one record sent to the dead-letter topic."""
         self._dead_letters.labels(kind=kind).inc()
+
+    def profile_step_failed(self, step: str) -> None:
+        """Count a timer or backfill step dropped for one profile."""
+        self._steps_dropped.labels(step=step).inc()
+
+    def internal_record_skipped(self, kind: str) -> None:
+        """Count a record that was neither applied nor dead-lettered (`control`: a control
+        record that failed; `no_dead_letter`: not even its dead letter could be written)."""
+        self._records_skipped.labels(kind=kind).inc()
+
+    def batch_retry(self, cause: str) -> None:
+        """Count a batch run again to isolate what failed it."""
+        self._batch_retries.labels(cause=cause).inc()
 
     # Segments.
 

@@ -8,23 +8,23 @@ Key layout (one rocksdict DB per partition):
     s<segment id>\\0<profile id>   entered instant, 8 bytes      derived: the member index
     \\0changelog-offset            last changelog offset applied
 
-Writes of a transaction are staged and reach RocksDB only after the transaction commits
-(`apply_staged`), together with the changelog offset they correspond to; reads see the staged
-values. The derived keys are recomputed from the old and new state of each profile written.
+The store serves committed data only: a transaction (`segstream.app.transaction`) holds its
+own writes and hands them to `write` after the Kafka commit, together with the changelog offset
+they reach. The derived keys are recomputed from the old and new state of each profile written.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
 from segstream.state.codec import decode_profile
-from segstream.state.profile import ProfileState
 
-__all__ = ["OFFSET_KEY", "PartitionStore", "profile_key"]
+__all__ = ["OFFSET_KEY", "PartitionStore", "ProfileWrite", "meta_key", "profile_key"]
 
 OFFSET_KEY = b"\x00changelog-offset"
 _PROFILE = b"p"
@@ -48,6 +48,17 @@ def _member_key(segment_id: str, profile_id: str) -> bytes:
     return _MEMBER + segment_id.encode() + _SEP + profile_id.encode()
 
 
+@dataclass(frozen=True, slots=True)
+class ProfileWrite:
+    """A profile's new state as one transaction commits it, with what its derived keys need."""
+
+    profile_id: str
+    encoded: bytes
+    due: int | None
+    members_before: dict[str, int]
+    members: dict[str, int]
+
+
 def _instant(us: int) -> bytes:
     return us.to_bytes(8, "big", signed=True)
 
@@ -65,13 +76,9 @@ class PartitionStore:
         options.set_block_based_table_factory(table)
         options.set_write_buffer_size(write_buffer_bytes)
         self._db = Rdict(str(path), options)
-        self._staged: dict[bytes, bytes | None] = {}
-        # Derived-key updates of the staged profiles: (id, next due, members before, after).
-        self._derived: dict[str, tuple[int | None, dict[str, int], dict[str, int]]] = {}
 
     def close(self) -> None:
-        """Close the DB (staged writes are dropped)."""
-        self._staged.clear()
+        """Close the DB."""
         self._db.close()
 
     @staticmethod
@@ -81,9 +88,7 @@ class PartitionStore:
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
-        """A value, staged or stored."""
-        if key in self._staged:
-            return self._staged[key]
+        """A committed value."""
         value: bytes | None = self._db.get(key)
         return value
 
@@ -154,45 +159,26 @@ class PartitionStore:
             it.next()
 
     # -- writes ------------------------------------------------------------------------------
-    def stage(self, key: bytes, value: bytes | None) -> None:
-        """Stage a changelogged meta write (None deletes) for the open transaction."""
-        self._staged[key] = value
-
-    def stage_profile(
-        self, profile_id: str, encoded: bytes, state: ProfileState, members_before: dict[str, int]
-    ) -> bytes:
-        """Stage a profile's new state (the caller knows what it was); returns its key."""
-        key = profile_key(profile_id)
-        self._staged[key] = encoded
-        previous = self._derived.get(profile_id)
-        before = previous[1] if previous is not None else members_before
-        self._derived[profile_id] = (state.next_due, before, dict(state.members))
-        return key
-
-    def staged(self) -> dict[bytes, bytes | None]:
-        """The writes staged so far."""
-        return self._staged
-
-    def discard_staged(self) -> None:
-        """Forget the staged writes (the transaction was aborted)."""
-        self._staged.clear()
-        self._derived.clear()
-
-    def apply_staged(self, changelog_offset: int | None) -> None:
-        """Write the staged values (and their derived keys) after a commit."""
+    def write(
+        self,
+        profiles: Iterable[ProfileWrite],
+        meta: Mapping[bytes, bytes | None],
+        changelog_offset: int | None,
+    ) -> None:
+        """Write a committed transaction: profile states with their derived keys, meta entries
+        (None deletes), and the changelog offset they reach, in one RocksDB write batch."""
         batch = WriteBatch(raw_mode=True)
-        for key, value in self._staged.items():
+        for write in profiles:
+            batch.put(profile_key(write.profile_id), write.encoded)
+            self._derive(batch, write.profile_id, write.due, write.members_before, write.members)
+        for key, value in meta.items():
             if value is None:
                 batch.delete(key)
             else:
                 batch.put(key, value)
-        for profile_id, (due, before, after) in self._derived.items():
-            self._derive(batch, profile_id, due, before, after)
         if changelog_offset is not None:
             batch.put(OFFSET_KEY, str(changelog_offset).encode())
         self._db.write(batch)
-        self._staged.clear()
-        self._derived.clear()
 
     def apply_changelog(self, records: list[tuple[bytes, bytes | None]], offset: int) -> None:
         """Apply changelog records read during a restore, up to `offset`."""

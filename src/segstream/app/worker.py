@@ -1,11 +1,19 @@
 """The worker process: one consumer group member that owns some input partitions.
 
 It consumes the two input topics and the control topic (co-partitioned, range-assigned so
-that partition `p` of all three lands on the same worker), and hands each partition's
-records to its `PartitionWorker`, one transaction per batch. Beside the loop run: the ticker
-(due timers and backfill slices of idle partitions), the segment catalogue (turns new versions
-in the segments topic into control records for the partitions this worker owns), the status
-publisher, and the health/metrics web server.
+that partition `p` of all three lands on the same worker) and runs each partition's records
+as one transaction on its `PartitionTask` (`run_batch` isolates what fails a batch). The parts,
+each with one job:
+
+- `TaskManager`: assignment and revocation, the one way a task (re)opens, restores in the
+  background;
+- `TickScheduler`: due timers and backfill slices of partitions without records;
+- `SegmentCatalogue` (+ `_reconcile` here): new segment versions become control records for
+  the partitions this worker owns;
+- `StatusPublisher`: the status topic and the gauges.
+
+The web server (probes, metrics, the HTTP API, the Audience page) is composed by the CLI
+(`segstream.cli.compose`) and handed in as a `WebService`: this package never imports the API.
 """
 
 from __future__ import annotations
@@ -13,67 +21,93 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections import defaultdict
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 import orjson
 from aiokafka.abc import ConsumerRebalanceListener
 
-from segstream.api import HttpApi
 from segstream.app.catalogue import SegmentCatalogue
+from segstream.app.isolation import run_batch
 from segstream.app.metrics import WorkerMetrics
-from segstream.app.partition import BACKFILL_SLICE_S, PartitionWorker
 from segstream.app.settings import WorkerSettings
-from segstream.app.web import HealthWeb
-from segstream.audience import audience_routes
-from segstream.timefmt import format_instant
+from segstream.app.status_publisher import StatusPublisher
+from segstream.app.task import PartitionTask
+from segstream.app.task_manager import TaskManager
+from segstream.app.ticks import TickScheduler
 
-__all__ = ["Worker"]
+__all__ = ["WebService", "Worker"]
 
 log = logging.getLogger("segstream.worker")
 
-STATUS_INTERVAL_S = 2.0
+
+class WebService(Protocol):
+    """What the worker needs of its web side: start it, know its URL, stop it."""
+
+    async def start(self) -> str:
+        """Start serving; returns the URL it answers on."""
+
+    async def stop(self) -> None:
+        """Stop serving."""
 
 
 class Worker:
-    """A segstream worker: consumer loop, partitions, ticker, catalogue, status, web."""
+    """A segstream worker: consumer loop, tasks, ticks, catalogue, status."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
-        self.metrics = WorkerMetrics()
+        self.metrics = metrics or WorkerMetrics()
         self.group_id = settings.app_id
-        self.partitions: dict[int, PartitionWorker] = {}
-        self.assigned: set[int] = set()
+        self.tasks = TaskManager(
+            settings,
+            self.metrics,
+            self.group_id,
+            pause=self._pause,
+            resume=self._resume,
+            opened=self._task_opened,
+        )
+        #: The tasks of the partitions this worker owns (the API reads the running ones);
+        #: the task manager's own dict, never replaced.
+        self.partitions: dict[int, PartitionTask] = self.tasks.partitions
         self.joined = False
         self.rebalancing = False
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._reconciles: set[asyncio.Task[None]] = set()
         self.consumer: Any = None
         self.side_producer: Any = None
         self.catalogue = SegmentCatalogue(settings)
-        self.web: HealthWeb | None = None
-        self.api = HttpApi(self, settings)
-        self._reported_segments: set[str] = set()
-        #: When each partition last committed a transaction (monotonic seconds).
-        self._last_transaction: dict[int, float] = {}
+        self.web: WebService | None = None
+        self.web_url: str | None = None
+        self.ticks = TickScheduler(
+            self.tasks, settings.tick_interval_s, self._locked, lambda: self.rebalancing
+        )
+        self.status_publisher = StatusPublisher(
+            settings,
+            self.metrics,
+            self.tasks,
+            self._locked,
+            lambda: self.settings.web_advertise or self.web_url,
+            self.is_ready,
+            self._reconcile,
+        )
+
+    def _locked(self) -> AbstractAsyncContextManager[object]:
+        return self._lock
 
     # -- readiness ------------------------------------------------------------------------
     def is_ready(self) -> bool:
         """Joined the group and every assigned partition restored."""
-        return (
-            self.joined
-            and not self.rebalancing
-            and all(p in self.partitions and self.partitions[p].ready for p in self.assigned)
-        )
+        return self.joined and not self.rebalancing and self.tasks.all_running()
 
     def stop(self) -> None:
         """Ask the worker to finish its current batch and shut down."""
         self._stopping.set()
 
     # -- main --------------------------------------------------------------------------------
-    async def run(self) -> None:
-        """Run until `stop()` (SIGTERM/SIGINT)."""
+    async def run(self, web: WebService | None = None) -> None:
+        """Run until `stop()` (SIGTERM/SIGINT), serving `web` beside the loop."""
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
@@ -82,17 +116,9 @@ class Worker:
             loop.add_signal_handler(sig, self.stop)
         settings = self.settings
         topics = settings.topics
-        if settings.web_enabled:
-            self.web = HealthWeb(
-                settings.web_host,
-                settings.web_port,
-                self.metrics,
-                self.is_ready,
-                # The Audience page (`/`, `/ui/...`) before the API's JSON catch-all.
-                extra_routes=[*audience_routes(), *self.api.routes()],
-            )
-            await self.web.start()
-            self.api.set_url(settings.web_advertise or self.web.url)
+        if web is not None:
+            self.web = web
+            self.web_url = await web.start()
         self.side_producer = AIOKafkaProducer(
             **settings.client_kwargs(), enable_idempotence=True, acks="all", linger_ms=5
         )
@@ -119,8 +145,11 @@ class Worker:
         )
         await self.consumer.start()
         background = [
-            asyncio.create_task(self._ticker(), name="ticker"),
-            asyncio.create_task(self._status(), name="status"),
+            asyncio.create_task(self.ticks.run(self._stopping), name="ticker"),
+            asyncio.create_task(
+                self.status_publisher.run(self._stopping, self.side_producer, self.consumer),
+                name="status",
+            ),
             asyncio.create_task(self._catalogue_loop(), name="catalogue"),
         ]
         log.info("worker %s started (group %s)", settings.worker_id, self.group_id)
@@ -153,26 +182,24 @@ class Worker:
                 )
 
     async def _process(self, partition: int, batch: list[tuple[Any, list[Any]]]) -> None:
-        worker = self.partitions.get(partition)
-        if worker is not None and not worker.ready and partition in self.assigned:
-            # Its (re)open failed (the broker was away): open it again before anything else.
-            await self._try_reopen(partition)
-            worker = self.partitions.get(partition)
-        if worker is None or not worker.ready:
-            # Not ours (any more) or not restored: fetch these again from the committed offsets.
+        task = self.tasks.ensure_open(partition)
+        if task is None:
+            # Not ours (any more) or not restored yet: fetch these again from the committed
+            # offsets once it is.
             await self._rewind(batch)
             return
         try:
-            await worker.process(batch)
+            await run_batch(task, batch)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("partition %d: batch failed; reopening the partition", partition)
-            await self._try_reopen(partition)
+            await self.tasks.suspend(partition)
             await self._rewind(batch)
+            self.tasks.ensure_open(partition)
         else:
             # Its due timers fired in that transaction: the ticker can leave it alone.
-            self._last_transaction[partition] = time.monotonic()
+            self.ticks.committed(partition)
 
     async def _rewind(self, batch: list[tuple[Any, list[Any]]]) -> None:
         for tp, _messages in batch:
@@ -183,28 +210,28 @@ class Worker:
                 else:
                     self.consumer.seek(tp, committed)
 
-    async def _reopen(self, partition: int) -> None:
-        old = self.partitions.pop(partition, None)
-        if old is not None:
-            await _quietly(old.close())
-        if partition in self.assigned:
-            await self._open(partition)
+    def _partition_tps(self, partition: int) -> list[Any]:
+        if self.consumer is None:
+            return []
+        return [tp for tp in self.consumer.assignment() if tp.partition == partition]
 
-    async def _try_reopen(self, partition: int) -> None:
-        """Reopen a partition; if that fails too (the broker away), leave it closed (not
-        ready): its next batch or tick tries again, and the worker stays up."""
-        try:
-            await self._reopen(partition)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("partition %d: reopening failed; will retry", partition)
+    def _pause(self, partition: int) -> None:
+        tps = self._partition_tps(partition)
+        if tps:
+            self.consumer.pause(*tps)
 
-    async def _open(self, partition: int) -> None:
-        worker = PartitionWorker(partition, self.settings, self.metrics, self.group_id)
-        self.partitions[partition] = worker
-        await worker.open()
+    def _resume(self, partition: int) -> None:
+        tps = self._partition_tps(partition)
+        if tps:
+            self.consumer.resume(*tps)
+
+    def _task_opened(self, partition: int) -> None:
         self.catalogue.forget_requests(partition)
+        self.metrics.set_ready(self.is_ready())
+        # The new task lacks the versions published while it restored.
+        reconcile = asyncio.get_running_loop().create_task(self._reconcile())
+        self._reconciles.add(reconcile)
+        reconcile.add_done_callback(self._reconciles.discard)
 
     # -- rebalances ----------------------------------------------------------------------
     async def on_revoked(self) -> None:
@@ -214,106 +241,25 @@ class Worker:
             self.metrics.set_ready(False)
 
     async def on_assigned(self, assigned: set[Any]) -> None:
-        """Close partitions we lost, restore the ones we gained."""
+        """Close partitions we lost; the ones we gained restore in the background."""
         partitions = {tp.partition for tp in assigned}
         async with self._lock:
-            for partition in sorted(set(self.partitions) - partitions):
-                log.info("partition %d revoked", partition)
-                await _quietly(self.partitions.pop(partition).close())
-                self._forget_partition(partition)
-            self.assigned = partitions
-            for partition in sorted(partitions - set(self.partitions)):
-                log.info("partition %d assigned", partition)
-                try:
-                    await self._open(partition)
-                except Exception:
-                    # The broker away: the partition stays closed (not ready) and the ticker
-                    # opens it again; the other partitions and the flags below go on.
-                    log.exception("partition %d: opening failed; will retry", partition)
+            await self.tasks.assign(partitions)
             self.joined = True
             self.rebalancing = False
-            self.metrics.set_assigned(len(partitions))
             self.metrics.set_ready(self.is_ready())
-        await self._reconcile()
 
-    def _forget_partition(self, partition: int) -> None:
-        # The new owner reports this partition now; stale gauges here would count it twice.
-        topics = self.settings.topics
-        for topic in (topics.profiles, topics.activity, topics.control):
-            self.metrics.forget_lag(topic, partition)
-        self.metrics.forget_partition(partition)
-
-    def _report_members(self) -> None:
-        """Members per segment over this worker's partitions (a gauge per segment)."""
-        totals: dict[str, int] = {}
-        for worker in self.partitions.values():
-            for segment_id in worker.registry.segments:
-                totals[segment_id] = totals.get(segment_id, 0) + worker.members.get(segment_id, 0)
-        for segment_id in self._reported_segments - totals.keys():
-            self.metrics.forget_segment(segment_id)
-        backlog: dict[str, int] = dict.fromkeys(totals, 0)
-        for worker in self.partitions.values():
-            for segment_id, count in worker.backlog().items():
-                backlog[segment_id] = backlog.get(segment_id, 0) + count
-        for segment_id, count in totals.items():
-            self.metrics.set_members(segment_id, count)
-            self.metrics.set_backfill_remaining(segment_id, backlog.get(segment_id, 0))
-        self._reported_segments = set(totals)
-
-    # -- background -------------------------------------------------------------------------
-    async def _ticker(self) -> None:
-        interval = self.settings.tick_interval_s
-        while not self._stopping.is_set():
-            await asyncio.sleep(interval)
-            if self.rebalancing:
-                continue
-            async with self._lock:
-                due: list[tuple[int, PartitionWorker]] = []
-                now = time.monotonic()
-                for partition, worker in list(self.partitions.items()):
-                    if not worker.ready and partition in self.assigned:
-                        # A (re)open that failed (the broker was away): try again, so that
-                        # an idle partition does not stay closed for good.
-                        await self._try_reopen(partition)
-                        continue
-                    if not worker.ready or not worker.has_work():
-                        continue
-                    if (
-                        not worker.jobs
-                        and now - self._last_transaction.get(partition, 0.0) < interval
-                    ):
-                        # A batch of records fired its due timers less than a tick ago; a
-                        # transaction of its own now would only take turns from the records.
-                        continue
-                    due.append((partition, worker))
-                # One tick's backfill slices together take at most BACKFILL_SLICE_S of
-                # evaluation, however many partitions have backfills.
-                backfilling = sum(1 for _, worker in due if worker.jobs)
-                for _, worker in due:
-                    worker.backfill_slice_s = BACKFILL_SLICE_S / max(1, backfilling)
-                await asyncio.gather(*(self._tick(p, w) for p, w in due))
-
-    async def _tick(self, partition: int, worker: PartitionWorker) -> None:
-        try:
-            await worker.process([])
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("partition %d: tick failed; reopening", partition)
-            await self._try_reopen(partition)
-        else:
-            self._last_transaction[partition] = time.monotonic()
-
+    # -- segment versions ---------------------------------------------------------------------
     async def _catalogue_loop(self) -> None:
         while not self._stopping.is_set():
             if await self.catalogue.poll():
                 await self._reconcile()
 
     async def _reconcile(self) -> None:
-        """Send each ready partition the segment versions it has not applied yet."""
-        for partition, worker in list(self.partitions.items()):
-            if worker.ready:
-                for record in self.catalogue.missing(partition, worker.registry):
+        """Send each running partition the segment versions it has not applied yet."""
+        for partition, task in list(self.tasks.partitions.items()):
+            if task.ready:
+                for record in self.catalogue.missing(partition, task.registry):
                     await self.side_producer.send(
                         self.settings.topics.control,
                         key=record["id"].encode(),
@@ -321,48 +267,10 @@ class Worker:
                         partition=partition,
                     )
 
-    async def _status(self) -> None:
-        topics = self.settings.topics
-        while not self._stopping.is_set():
-            await asyncio.sleep(STATUS_INTERVAL_S)
-            self.metrics.set_ready(self.is_ready())
-            async with self._lock:
-                # Between two transactions: what is reported is committed state (a segment
-                # is not "ready" while its last backfill slice may still be aborted).
-                self._report_members()
-                statuses = [(p, w.status()) for p, w in list(self.partitions.items()) if w.ready]
-            await self._reconcile()
-            for partition, status in statuses:
-                status["worker"] = self.settings.worker_id
-                # Where this worker answers HTTP: peers forward partition-owned requests here.
-                status["web"] = self.settings.web_advertise or (
-                    self.web.url if self.web is not None else None
-                )
-                status["at"] = format_instant(time.time_ns() // 1000)
-                await self.side_producer.send(
-                    topics.status, key=str(partition).encode(), value=orjson.dumps(status)
-                )
-
-            await self._report_lag()
-
-    async def _report_lag(self) -> None:
-        consumer = self.consumer
-        for tp in list(consumer.assignment()):
-            highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
-            try:
-                position = await consumer.position(tp)
-            except Exception:  # noqa: S112 - a partition moving away mid-report: skip it
-                continue
-            self.metrics.set_lag(tp.topic, tp.partition, max(0, highwater - position))
-
     async def _shutdown(self) -> None:
         log.info("worker %s stopping", self.settings.worker_id)
         async with self._lock:
-            for worker in list(self.partitions.values()):
-                await _quietly(worker.close())
-            self.partitions.clear()
+            await self.tasks.close_all()
         if self.consumer is not None:
             await _quietly(self.consumer.stop())  # leaves the group
         await _quietly(self.catalogue.stop())
@@ -370,7 +278,6 @@ class Worker:
             await _quietly(self.side_producer.stop())
         if self.web is not None:
             await _quietly(self.web.stop())
-        await _quietly(self.api.close())
         log.info("worker %s stopped", self.settings.worker_id)
 
 

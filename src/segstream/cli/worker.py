@@ -41,11 +41,12 @@ def worker(create_topics_only: bool) -> None:
     if create_topics_only:
         return
 
-    from segstream.app.worker import Worker
+    from segstream.cli.compose import build_worker
 
+    worker_, web = build_worker(settings)
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional
-        asyncio.run(Worker(settings).run())
+        asyncio.run(worker_.run(web))
     else:
-        uvloop.run(Worker(settings).run())
+        uvloop.run(worker_.run(web))

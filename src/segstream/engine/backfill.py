@@ -9,13 +9,14 @@ reached it; evaluating a profile twice for the same change emits nothing the sec
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import asdict, dataclass
 
 import orjson
 
 from segstream.engine.membership import MembershipChange
 from segstream.engine.processor import SegmentEngine
+from segstream.errors import ProfileProcessingError
 
 __all__ = ["BackfillJob", "BackfillQueue"]
 
@@ -69,15 +70,21 @@ class BackfillQueue:
         profiles_after: Callable[[str | None, int], list[str]],
         budget: int,
         now: int,
+        skip: Container[str] = (),
     ) -> list[MembershipChange]:
         """Evaluate up to `budget` profiles (in key order) of the oldest jobs; finished jobs
-        leave the queue."""
+        leave the queue. Profiles in `skip` (whose evaluation failed before) are passed over."""
         changes: list[MembershipChange] = []
         while self.jobs and budget > 0:
             job = self.jobs[0]
             batch = profiles_after(job.cursor, budget)
             for profile_id in batch:
-                changes.extend(job.apply(engine, profile_id, now))
+                if profile_id in skip:
+                    continue
+                try:
+                    changes.extend(job.apply(engine, profile_id, now))
+                except Exception as exc:
+                    raise ProfileProcessingError(profile_id, "backfill", exc) from exc
             if batch:
                 job.cursor = batch[-1]
                 job.done += len(batch)

@@ -16,6 +16,7 @@ import orjson
 from segstream.engine.membership import MembershipChange
 from segstream.engine.registry import AGE_PATH, CompiledSegment, SegmentRegistry
 from segstream.engine.types import DueTimes, ProfileStore
+from segstream.errors import ProfileProcessingError
 from segstream.rules.compile import (
     FALLS,
     RISES,
@@ -234,11 +235,14 @@ class SegmentEngine:
         changes: list[MembershipChange] = []
         while (head := self.due.pop_until(until)) is not None:
             due, pid = head
-            state = self.store.get(pid)
-            if state is None:
-                continue
-            changes.extend(self._fire(pid, state, due))
-            self._save(pid, state)
+            try:
+                state = self.store.get(pid)
+                if state is None:
+                    continue
+                changes.extend(self._fire(pid, state, due))
+                self._save(pid, state)
+            except Exception as exc:
+                raise ProfileProcessingError(pid, "timer", exc) from exc
         return changes
 
     def _fire(self, pid: str, state: ProfileState, due: int) -> list[MembershipChange]:

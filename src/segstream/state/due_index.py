@@ -17,6 +17,10 @@ class DueIndex:
     def __len__(self) -> int:
         return len(self._due)
 
+    def get(self, profile_id: str) -> int | None:
+        """A profile's next due instant, if it has one."""
+        return self._due.get(profile_id)
+
     def set(self, profile_id: str, due: int | None) -> None:
         """Record a profile's next due instant (None: nothing pending)."""
         current = self._due.get(profile_id)

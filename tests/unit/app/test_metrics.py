@@ -48,6 +48,9 @@ def exercise(metrics: WorkerMetrics) -> None:
     metrics.transaction(committed=True)
     metrics.transaction(committed=False)
     metrics.batch(0.05)
+    metrics.profile_step_failed("timer")
+    metrics.internal_record_skipped("control")
+    metrics.batch_retry("record")
 
 
 def test_every_contract_metric_is_exported_with_its_exact_name() -> None:
@@ -55,7 +58,7 @@ def test_every_contract_metric_is_exported_with_its_exact_name() -> None:
     exercise(metrics)
     assert set(METRIC_NAMES) <= family_names(metrics)
     assert all(name.startswith("segstream_") for name in METRIC_NAMES)
-    assert len(METRIC_NAMES) == 15
+    assert len(METRIC_NAMES) == 18
 
 
 def test_counters_end_in_total_and_carry_their_labels() -> None:

@@ -1,0 +1,183 @@
+"""What one partition transaction sends, and the proof that every send succeeded.
+
+A `RecordCollector` gathers a batch's membership events and dead letters in the order they
+arise, hands them and the changelog records to the partition's transactional producer, and
+`confirm()`s every delivery before the caller may commit: aiokafka would commit a transaction
+whose records the broker rejected. A rejection caused by a record itself (too large, invalid)
+raises `SendRejected` naming the topic and key, so the caller can isolate what produced it;
+any other failure (the broker away, fencing, timeouts) propagates as it is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from segstream.app.metrics import WorkerMetrics
+from segstream.app.settings import TopicNames
+from segstream.engine.membership import MembershipChange
+from segstream.errors import InvalidRecord
+
+__all__ = ["RecordCollector", "SendRejected", "wall_us"]
+
+
+def wall_us() -> int:
+    """The wall clock in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def _record_errors() -> tuple[type[BaseException], ...]:
+    """aiokafka errors that mean "the broker (or the client) will never take this record"."""
+    from aiokafka import errors
+
+    names = (
+        "MessageSizeTooLargeError",
+        "RecordTooLargeError",
+        "RecordListTooLargeError",
+        "InvalidRecordError",
+        "CorruptRecordError",
+        "CorruptRecordException",
+        "UnsupportedForMessageFormatError",
+    )
+    found = (getattr(errors, name, None) for name in names)
+    return tuple(e for e in found if isinstance(e, type) and issubclass(e, BaseException))
+
+
+class SendRejected(Exception):
+    """A record of the transaction can never be written; the transaction must not commit."""
+
+    def __init__(self, topic: str, key: bytes | None, cause: BaseException) -> None:
+        self.topic = topic
+        self.key = key
+        self.cause = cause
+        super().__init__(f"{topic}: {type(cause).__name__}: {cause}")
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+class RecordCollector:
+    """The records of one partition transaction, sent in order and confirmed before commit."""
+
+    def __init__(self, topics: TopicNames, partition: int, metrics: WorkerMetrics) -> None:
+        self._topics = topics
+        self._partition = partition
+        self._metrics = metrics
+        self._pending: list[_Outgoing] = []
+        self._sent: list[tuple[_Outgoing, asyncio.Future[Any]]] = []
+        self._changes: list[MembershipChange] = []
+        self._dead_letters: list[str] = []  # their kinds, counted once committed
+
+    @property
+    def changes(self) -> list[MembershipChange]:
+        """Every transition collected so far."""
+        return self._changes
+
+    def membership(self, changes: list[MembershipChange], source_timestamp_ms: int | None) -> None:
+        """Membership events (SPEC §6) of these transitions, stamped with the wall clock."""
+        if not changes:
+            return
+        metrics = self._metrics
+        emitted = wall_us()
+        for change in changes:
+            record = orjson.dumps(change.to_record(emitted))
+            self._pending.append(
+                _Outgoing(self._topics.membership, change.profile_id.encode(), record, [])
+            )
+            self._changes.append(change)
+            if change.cause.get("kind") == "timer":
+                metrics.timer_lag(max(0, emitted - change.at) / 1e6)
+        if source_timestamp_ms is not None:
+            metrics.end_to_end(max(0.0, emitted / 1e6 - source_timestamp_ms / 1e3))
+
+    def dead_letter(
+        self, message: Any, topic: str, error: InvalidRecord, *, keep_value: bool = True
+    ) -> None:
+        """The record, as it was read, to the dead-letter topic with the SPEC §7 headers."""
+        headers = [
+            ("segstream.error.kind", error.kind.encode()),
+            ("segstream.error.message", error.message.encode()),
+            ("segstream.source.topic", topic.encode()),
+            ("segstream.source.partition", str(message.partition).encode()),
+            ("segstream.source.offset", str(message.offset).encode()),
+        ]
+        value = message.value if keep_value else None
+        self._pending.append(_Outgoing(self._topics.deadletter, message.key, value, headers))
+        self._dead_letters.append(error.kind)
+
+    async def send(self, producer: Any, changelog: Sequence[tuple[bytes, bytes | None]]) -> None:
+        """Hand every collected record, then the changelog records, to the producer."""
+        outgoing = [
+            *self._pending,
+            *(_Outgoing(self._topics.changelog, k, v, []) for k, v in changelog),
+        ]
+        self._pending = []
+        rejected = _record_errors()
+        for record in outgoing:
+            try:
+                future = await producer.send(
+                    record.topic,
+                    key=record.key,
+                    value=record.value,
+                    partition=self._partition,
+                    headers=record.headers or None,
+                )
+            except rejected as exc:
+                # Refused by the client before it went anywhere (larger than max_request_size).
+                raise SendRejected(record.topic, record.key, exc) from exc
+            self._sent.append((record, future))
+
+    async def confirm(self) -> int | None:
+        """Wait for every delivery; returns the last changelog offset written (None: none).
+
+        Raises `SendRejected` for a record the broker will never take, or the delivery's
+        own error for anything else. Either way the transaction must be aborted.
+        """
+        try:
+            await asyncio.gather(*(future for _, future in self._sent))
+        except BaseException:
+            self._retrieve_all()
+            rejected = _record_errors()
+            for record, future in self._sent:
+                if future.done() and not future.cancelled():
+                    error = future.exception()
+                    if isinstance(error, rejected):
+                        raise SendRejected(record.topic, record.key, error) from error
+            raise
+        offsets = [
+            future.result().offset
+            for record, future in self._sent
+            if record.topic == self._topics.changelog
+        ]
+        return max(offsets) if offsets else None
+
+    def abandon(self) -> None:
+        """The transaction failed: its deliveries fail with it, quietly (one log line for the
+        batch is the caller's, not "exception was never retrieved" for every record)."""
+        self._retrieve_all()
+
+    def committed(self) -> None:
+        """After the commit: count the transitions and dead letters."""
+        for kind in self._dead_letters:
+            self._metrics.dead_letter(kind)
+        for change in self._changes:
+            self._metrics.membership_change(change.segment_id, change.entered)
+
+    def _retrieve_all(self) -> None:
+        for _, future in self._sent:
+            future.add_done_callback(_retrieve_exception)
+
+
+def _retrieve_exception(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()

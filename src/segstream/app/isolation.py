@@ -1,0 +1,118 @@
+"""No record stops a partition: a failed batch is rolled back and run again without what
+failed it (SPEC §3.3, `internal`).
+
+- A record whose parsing or applying raised (`RecordFailed`) is dead-lettered as `internal`
+  with the reason, and the batch runs again without it.
+- A timer or backfill step that raised for one profile (`ProfileProcessingError`) is dropped for
+  that profile (logged and counted), and the batch runs again.
+- A record the broker rejected (`SendRejected`: a changelog state or an output too large, or
+  invalid) was produced by some record of the batch: the batch is cut in halves, each its own
+  transaction, until the one record is found; it is dead-lettered as `internal`. Its dead
+  letter rejected too: dead-lettered without its value; that rejected as well: skipped, counted.
+  In a tick (no records) the rejected record's key names the profile, whose step is dropped.
+
+Anything else (the broker away, fencing, timeouts) is not a record's fault: it propagates, and
+the worker suspends the task and fetches the batch again from the committed offsets.
+Every retry first renews the task's producer (the aborted transaction, and the sequence numbers
+a rejected record leaves, go with the old one); the rollback has put the state back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from segstream.app.collector import SendRejected
+from segstream.app.store import profile_key
+from segstream.app.task import Isolation, PartitionTask, RecordFailed, RecordKey, record_key
+from segstream.errors import ProfileProcessingError
+
+__all__ = ["IsolationExhausted", "run_batch"]
+
+log = logging.getLogger("segstream.isolation")
+
+Batch = list[tuple[Any, list[Any]]]
+
+#: Retries of one batch beyond one per record: each isolates a record or drops a profile's
+#: step, so a batch needs at most as many; this bounds a defect that would loop anyway.
+_EXTRA_RETRIES = 64
+
+
+class IsolationExhausted(RuntimeError):
+    """A batch kept failing after every record and profile step it could blame was isolated."""
+
+
+async def run_batch(task: PartitionTask, batch: Batch) -> None:
+    """Process `batch` on `task`, isolating records and profile steps that fail it."""
+    await _run(task, batch, {})
+
+
+async def _run(task: PartitionTask, batch: Batch, isolated: dict[RecordKey, Isolation]) -> None:
+    records = [m for _, messages in batch for m in messages]
+    for _attempt in range(len(records) + _EXTRA_RETRIES):
+        try:
+            await task.process(batch, isolated)
+            return
+        except RecordFailed as exc:
+            log.error("partition %d: record isolated: %s", task.partition, exc)
+            isolated[exc.key] = Isolation(exc.reason)
+            task.metrics.batch_retry("record")
+        except ProfileProcessingError as exc:
+            task.quarantine(exc)
+            task.metrics.batch_retry("profile")
+        except SendRejected as exc:
+            task.metrics.batch_retry("rejected")
+            if not records:
+                _drop_rejected_profile(task, exc)
+            elif len(records) == 1:
+                key = record_key(records[0])
+                isolated[key] = _worsen(isolated.get(key), exc)
+                log.error("partition %d: record isolated: %s", task.partition, exc)
+            else:
+                await task.renew_producer()
+                first, second = _halves(batch)
+                await _run(task, first, isolated)
+                await _run(task, second, isolated)
+                return
+        await task.renew_producer()
+    raise IsolationExhausted(f"partition {task.partition}: the batch still fails")
+
+
+def _worsen(current: Isolation | None, exc: SendRejected) -> Isolation:
+    """The next fallback for a record whose batch the broker rejected."""
+    reason = f"what the record produced was rejected by the broker ({exc})"[:1000]
+    if current is None:
+        return Isolation(reason)
+    if current.keep_value:
+        return Isolation(current.reason, keep_value=False)
+    return Isolation(current.reason, keep_value=False, skip=True)
+
+
+def _drop_rejected_profile(task: PartitionTask, exc: SendRejected) -> None:
+    """A tick's record was rejected: its key names the profile whose step produced it."""
+    key = exc.key or b""
+    prefix = profile_key("")
+    profile_id = (
+        key[len(prefix) :].decode(errors="replace")
+        if exc.topic == task.topics.changelog and key.startswith(prefix)
+        else key.decode(errors="replace")
+    )
+    if exc.topic not in (task.topics.changelog, task.topics.membership) or not profile_id:
+        raise IsolationExhausted(
+            f"partition {task.partition}: a tick's record was rejected: {exc}"
+        ) from exc
+    task.quarantine(ProfileProcessingError(profile_id, "timer", exc))
+
+
+def _halves(batch: Batch) -> tuple[Batch, Batch]:
+    """The batch's records cut in two, each half keeping the per-topic-partition order."""
+    flat = [(tp, m) for tp, messages in batch for m in messages]
+    middle = len(flat) // 2
+    return _regroup(flat[:middle]), _regroup(flat[middle:])
+
+
+def _regroup(flat: list[tuple[Any, Any]]) -> Batch:
+    grouped: dict[Any, list[Any]] = {}
+    for tp, message in flat:
+        grouped.setdefault(tp, []).append(message)
+    return list(grouped.items())

@@ -1,0 +1,74 @@
+"""Restoring a partition's store from its changelog topic (Kafka Streams' changelog reader).
+
+The store records the last changelog offset it reflects; a restore reads the committed
+changelog records after it up to the topic's end and applies them. On an empty disk that is
+the whole changelog; after a clean stop or a crash of the same worker, only what others wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from segstream.app.readers import committed_reader
+from segstream.app.settings import WorkerSettings
+from segstream.app.store import PartitionStore
+
+__all__ = ["open_store", "restore_store"]
+
+log = logging.getLogger("segstream.restore")
+
+#: Changelog records applied per RocksDB write batch while restoring.
+RESTORE_FETCH_RECORDS = 5000
+
+
+def open_store(settings: WorkerSettings, path: Path) -> PartitionStore:
+    """Open (or create) a partition's RocksDB store with the worker's settings."""
+    return PartitionStore(
+        path,
+        block_cache_bytes=settings.rocksdb_block_cache_bytes,
+        write_buffer_bytes=settings.rocksdb_write_buffer_bytes,
+    )
+
+
+async def restore_store(
+    settings: WorkerSettings, partition: int, store: PartitionStore
+) -> tuple[PartitionStore, int]:
+    """Bring `store` up to the end of partition `partition` of the changelog; returns the store
+    to use (a new one when it had to be rebuilt) and how many records were applied."""
+    from aiokafka import TopicPartition
+
+    tp = TopicPartition(settings.topics.changelog, partition)
+    reader = committed_reader(settings, max_record_bytes=settings.changelog_max_message_bytes)
+    await reader.start()
+    try:
+        reader.assign([tp])
+        end = (await reader.end_offsets([tp]))[tp]
+        stored = store.changelog_offset()
+        start = stored + 1 if stored is not None else 0
+        if start > end:
+            # The store is ahead of its changelog (a recreated topic): rebuild from it.
+            log.warning("partition %d: store ahead of changelog, rebuilding", partition)
+            path = store.path
+            store.close()
+            PartitionStore.destroy(path)
+            store = open_store(settings, path)
+            start = 0
+        reader.seek(tp, start)
+        applied = 0
+        while await reader.position(tp) < end:
+            fetched = await reader.getmany(tp, timeout_ms=500, max_records=RESTORE_FETCH_RECORDS)
+            messages = fetched.get(tp, [])
+            if messages:
+                store.apply_changelog([(m.key, m.value) for m in messages], messages[-1].offset)
+                applied += len(messages)
+        if applied:
+            log.info(
+                "partition %d: restored %d changelog records from offset %d",
+                partition,
+                applied,
+                start,
+            )
+        return store, applied
+    finally:
+        await reader.stop()

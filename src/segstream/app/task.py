@@ -1,0 +1,626 @@
+"""One input partition at work (Kafka Streams' StreamTask): its store, producer and engine.
+
+Every batch of records of partition `p` (inputs and control records, in the order read) is one
+Kafka transaction: membership events, dead letters, changelog records and the consumer offsets
+commit together, and only then does the `PartitionTransaction` write the store and publish
+its in-memory changes. A failed batch rolls back, so the task can run it again at once (the
+isolation of a failing record does that); a crash leaves output, offsets and state consistent:
+the next owner restores the store from the changelog and resumes after the committed offsets.
+
+A task's life (`TaskState`, legal moves only)::
+
+    CREATED ──open()──► RESTORING ──► RUNNING ──suspend()──► SUSPENDED ──open()──► RESTORING
+       │                   │             │                       │
+       └───────────────────┴─────────────┴────close()────────────┴──────────► CLOSED
+
+SUSPENDED is where a task goes when its broker connection failed mid-transaction (or its open
+did): what the broker committed is then unknown, so the next `open()` restores the store from
+the changelog and reloads the in-memory state from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from segstream.app.collector import RecordCollector, wall_us
+from segstream.app.metrics import WorkerMetrics
+from segstream.app.restore import open_store, restore_store
+from segstream.app.settings import WorkerSettings
+from segstream.app.store import PartitionStore, meta_key
+from segstream.app.transaction import PartitionState, PartitionTransaction
+from segstream.engine.backfill import BackfillJob, BackfillQueue
+from segstream.engine.membership import MembershipChange
+from segstream.engine.processor import SegmentEngine
+from segstream.engine.registry import SegmentRegistry
+from segstream.errors import InvalidRecord, ProfileProcessingError
+from segstream.rules import analyze_condition, condition_fingerprint
+from segstream.schemas.events import parse_input_record
+from segstream.timefmt import HOUR
+
+__all__ = [
+    "BACKFILL_SLICE_S",
+    "Isolation",
+    "PartitionTask",
+    "RecordFailed",
+    "RecordKey",
+    "TaskState",
+]
+
+log = logging.getLogger("segstream.partition")
+
+#: A backfill slice stops after this much evaluation (the transaction's sends and commit
+#: come on top), checked every BACKFILL_STEP profiles.
+BACKFILL_SLICE_S = 0.1
+BACKFILL_STEP = 200
+#: How long a failed producer may take to stop before it is left to the broker's fencing.
+PRODUCER_STOP_TIMEOUT_S = 10.0
+
+_JOBS = "jobs"
+_SEGMENT = "seg:"
+_VERSION = "ver:"
+
+#: A record by where it was read: (topic, partition, offset).
+RecordKey = tuple[str, int, int]
+
+
+class TaskState(enum.Enum):
+    """Where a partition task is in its life."""
+
+    CREATED = "created"
+    RESTORING = "restoring"
+    RUNNING = "running"
+    SUSPENDED = "suspended"
+    CLOSED = "closed"
+
+
+_LEGAL: dict[TaskState, frozenset[TaskState]] = {
+    TaskState.CREATED: frozenset({TaskState.RESTORING, TaskState.CLOSED}),
+    TaskState.RESTORING: frozenset({TaskState.RUNNING, TaskState.SUSPENDED, TaskState.CLOSED}),
+    TaskState.RUNNING: frozenset({TaskState.SUSPENDED, TaskState.CLOSED}),
+    TaskState.SUSPENDED: frozenset({TaskState.RESTORING, TaskState.CLOSED}),
+    TaskState.CLOSED: frozenset(),
+}
+
+
+class IllegalTaskState(RuntimeError):
+    """A task was asked for a move its state does not allow (a bug in the caller)."""
+
+
+class RecordFailed(Exception):
+    """Parsing or applying one record raised: the record, not the batch, is at fault."""
+
+    def __init__(self, key: RecordKey, cause: BaseException) -> None:
+        self.key = key
+        self.reason = f"processing failed: {type(cause).__name__}: {cause}"[:1000]
+        super().__init__(f"{key[0]}[{key[1]}]@{key[2]}: {self.reason}")
+
+
+@dataclass(frozen=True, slots=True)
+class Isolation:
+    """What to do instead of applying a record that failed its batch."""
+
+    reason: str
+    #: False when even the dead letter with the original value was rejected.
+    keep_value: bool = True
+    #: True when no dead letter could be written at all: skip the record (logged, counted).
+    skip: bool = False
+
+
+def record_key(message: Any) -> RecordKey:
+    """Where a consumed record was read."""
+    return (message.topic, message.partition, message.offset)
+
+
+class PartitionTask:
+    """The processing of one input partition, owned by this worker until revoked."""
+
+    def __init__(
+        self,
+        partition: int,
+        settings: WorkerSettings,
+        metrics: WorkerMetrics,
+        group_id: str,
+    ) -> None:
+        self.partition = partition
+        self.settings = settings
+        self.metrics = metrics
+        self.group_id = group_id
+        self.topics = settings.topics
+        self.task_state = TaskState.CREATED
+        self.store: PartitionStore | None = None
+        self.producer: Any = None
+        self.state = PartitionState(SegmentRegistry(settings.history_retention))
+        #: Profiles whose timer or backfill step raised: backfills pass them over.
+        self.skipped_profiles: set[str] = set()
+        #: Evaluation time of the next backfill slice; the worker shares BACKFILL_SLICE_S
+        #: between its partitions that have backfills, so events wait for one share in all.
+        self.backfill_slice_s = BACKFILL_SLICE_S
+        self._batch_profile_count: int | None = None
+
+    # -- what others read -------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """Restored and processing (the API and the status publisher read only then)."""
+        return self.task_state is TaskState.RUNNING
+
+    @property
+    def registry(self) -> SegmentRegistry:
+        """The committed segment versions of this partition."""
+        return self.state.registry
+
+    @property
+    def jobs(self) -> BackfillQueue:
+        """The pending backfills."""
+        return self.state.jobs
+
+    @property
+    def members(self) -> dict[str, int]:
+        """Committed members per segment in this partition."""
+        return self.state.members
+
+    def _move(self, target: TaskState) -> None:
+        if target not in _LEGAL[self.task_state]:
+            raise IllegalTaskState(
+                f"partition {self.partition}: cannot go from {self.task_state.value} "
+                f"to {target.value}"
+            )
+        self.task_state = target
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Fence older owners, restore the store from the changelog, load the state from it."""
+        self._move(TaskState.RESTORING)
+        started = time.monotonic()
+        self.metrics.set_restoring(self.partition, True)
+        try:
+            await self._release()
+            # Initialising the transactional id fences a zombie owner and aborts its open
+            # transaction, so the changelog's end is stable before the restore reads it.
+            self.producer = await self._start_producer()
+            store = open_store(self.settings, self.settings.store_dir / self.store_name)
+            self.store, _applied = await restore_store(self.settings, self.partition, store)
+            self.state = self._load(self.store)
+            self.skipped_profiles.clear()
+        except BaseException:
+            await self._release()
+            if self.task_state is TaskState.RESTORING:
+                self._move(TaskState.SUSPENDED)
+            raise
+        self._move(TaskState.RUNNING)
+        self.metrics.set_restoring(self.partition, False)
+        self.metrics.restored(time.monotonic() - started)
+        log.info(
+            "partition %d ready in %.2fs: %d segments, %d timers, %d backfills",
+            self.partition,
+            time.monotonic() - started,
+            len(self.registry.segments),
+            len(self.state.due),
+            len(self.jobs.jobs),
+        )
+
+    @property
+    def store_name(self) -> str:
+        """The folder of this partition's RocksDB under the store directory."""
+        return f"partition-{self.partition}"
+
+    async def suspend(self) -> None:
+        """Give up the producer and the store after a failure the broker may have seen half
+        of; the next `open()` restores from the changelog."""
+        if self.task_state in (TaskState.RUNNING, TaskState.RESTORING):
+            self._move(TaskState.SUSPENDED)
+        await self._release()
+
+    async def close(self) -> None:
+        """Give the partition up (the open transaction, if any, is aborted by the broker)."""
+        if self.task_state is not TaskState.CLOSED:
+            self._move(TaskState.CLOSED)
+        await self._release()
+
+    async def renew_producer(self) -> None:
+        """After an aborted batch: a new producer with the same transactional id (its
+        initialisation aborts what the old one left open, and resets the sequence numbers a
+        rejected record left behind). The store and the rolled-back state stay."""
+        await self._stop_producer()
+        self.producer = await self._start_producer()
+
+    async def _start_producer(self) -> Any:
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(
+            **self.settings.client_kwargs(),
+            transactional_id=f"{self.settings.app_id}-partition-{self.partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_batch_size=512 * 1024,
+            # Kafka 4 brokers verify transactional partitions (KIP-890) and answer this
+            # pre-KIP-890 client's first produce of a transaction with a retriable
+            # NOT_ENOUGH_REPLICAS now and then: retry after 20 ms, not the default 100 ms
+            # that every such transaction (and the events in it) would wait.
+            retry_backoff_ms=20,
+            max_request_size=self.settings.producer_max_request_bytes,
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await asyncio.shield(_stop_quietly(producer))
+            raise
+        return producer
+
+    async def _stop_producer(self) -> None:
+        producer, self.producer = self.producer, None
+        if producer is not None:
+            await _stop_quietly(producer)
+
+    async def _release(self) -> None:
+        await self._stop_producer()
+        if self.store is not None:
+            self.store.close()
+            self.store = None
+
+    def _load(self, store: PartitionStore) -> PartitionState:
+        """The in-memory state the committed store implies."""
+        state = PartitionState(self._load_registry(store))
+        for profile_id, due in store.scan_due():
+            state.due.set(profile_id, due)
+        for segment_id, _profile_id in store.scan_members():
+            state.members[segment_id] = state.members.get(segment_id, 0) + 1
+        state.jobs = BackfillQueue.decode(store.get(meta_key(_JOBS)))
+        state.now = self.state.now
+        return state
+
+    def _load_registry(self, store: PartitionStore | None = None) -> SegmentRegistry:
+        """The committed segment versions, installed into a new registry."""
+        store = store if store is not None else self.store
+        assert store is not None
+        registry = SegmentRegistry(self.settings.history_retention)
+        for _key, value in store.meta_items(_SEGMENT):
+            record = orjson.loads(value)
+            # Installing needs no profiles and schedules no timers: no transaction here.
+            registry.install(
+                _definition(record), record["version"], condition_fingerprint(record["condition"])
+            )
+        # Versions last: a version already known would make the install above a no-op.
+        for key, value in store.meta_items(_VERSION):
+            versions = registry.versions
+            versions[key] = max(versions.get(key, 0), int(value))
+        return registry
+
+    # -- processing --------------------------------------------------------------------------
+    def has_work(self) -> bool:
+        """True when a timer is due or a backfill is pending (a tick has something to do)."""
+        head = self.state.due.peek()
+        return bool(self.jobs) or (head is not None and head[0] <= wall_us())
+
+    def quarantine(self, error: ProfileProcessingError) -> None:
+        """A timer or backfill step raised for one profile: drop its timer (until a record
+        gives it a new one) and let backfills pass it over. Logged and counted."""
+        self.state.due.set(error.profile_id, None)
+        self.skipped_profiles.add(error.profile_id)
+        self.metrics.profile_step_failed(error.step)
+        log.error(
+            "partition %d: %s dropped for one profile (%s)", self.partition, error.step, error
+        )
+
+    async def process(
+        self,
+        batch: list[tuple[Any, list[Any]]],
+        isolated: Mapping[RecordKey, Isolation] | None = None,
+    ) -> None:
+        """Process records of this partition (per topic-partition, in order) in one
+        transaction; with no records, fire due timers and run a backfill slice. Records in
+        `isolated` are dead-lettered as `internal` (control records skipped) instead."""
+        assert self.store is not None and self.producer is not None
+        if self.task_state is not TaskState.RUNNING:
+            raise IllegalTaskState(f"partition {self.partition} is {self.task_state.value}")
+        isolated = isolated or {}
+        started = time.monotonic()
+        state = self.state
+        txn = PartitionTransaction(self.store, state, self._load_registry)
+        collector = RecordCollector(self.topics, self.partition, self.metrics)
+        engine = SegmentEngine(state.registry, txn, txn.due)
+        self._batch_profile_count = None
+        meta_dirty = False
+        await self.producer.begin_transaction()
+        try:
+            state.now = max(state.now, wall_us())
+            self._emit(txn, collector, engine.fire_due(state.now), None)
+            for tp, messages in batch:
+                topic = tp.topic
+                for message in messages:
+                    state.now = max(state.now, wall_us())
+                    self._emit(txn, collector, engine.fire_due(state.now), None)
+                    key = record_key(message)
+                    isolation = isolated.get(key)
+                    if isolation is not None:
+                        meta_dirty |= self._isolated(collector, topic, message, isolation)
+                        continue
+                    try:
+                        if topic == self.topics.control:
+                            meta_dirty |= self._control(txn, engine, collector, message)
+                        else:
+                            t0 = time.perf_counter()
+                            self._input(txn, engine, collector, topic, message)
+                            self.metrics.processing(time.perf_counter() - t0)
+                    except ProfileProcessingError:
+                        raise
+                    except Exception as exc:
+                        raise RecordFailed(key, exc) from exc
+            if state.jobs and not any(messages for _, messages in batch):
+                # Backfill slices run on ticks only, never in a transaction that carries
+                # records: events wait at most for one tick's slices, and get the loop time
+                # between ticks (events reach a profile before the cursor by `catch_up`).
+                state.now = max(state.now, wall_us())
+                # Timers due by the new clock first: the slice evaluates profiles at `now`.
+                self._emit(txn, collector, engine.fire_due(state.now), None)
+                self._emit(txn, collector, self._backfill_slice(engine), None)
+                meta_dirty = True
+            if meta_dirty:
+                txn.put_meta(_JOBS, state.jobs.encode() if state.jobs else None)
+            await collector.send(self.producer, txn.prepare())
+            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch if messages}
+            # Every send must have succeeded before the commit: aiokafka commits a
+            # transaction whose records the broker rejected (Java's producer refuses,
+            # KAFKA-9279), which would publish output and offsets without the state.
+            confirming = asyncio.ensure_future(collector.confirm())
+            try:
+                if offsets:
+                    await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+            finally:
+                changelog_offset = await confirming
+            await self.producer.commit_transaction()
+        except BaseException:
+            self.metrics.transaction(False)
+            collector.abandon()
+            txn.rollback()
+            raise
+        self.metrics.transaction(True)
+        txn.flush(changelog_offset)
+        collector.committed()
+        self.metrics.batch(time.monotonic() - started)
+
+    @staticmethod
+    def _emit(
+        txn: PartitionTransaction,
+        collector: RecordCollector,
+        changes: list[MembershipChange],
+        source_timestamp_ms: int | None,
+    ) -> None:
+        if changes:
+            txn.membership(changes)
+            collector.membership(changes, source_timestamp_ms)
+
+    def _isolated(
+        self, collector: RecordCollector, topic: str, message: Any, isolation: Isolation
+    ) -> bool:
+        """Dead-letter (or skip) a record that failed its batch; True when meta changed."""
+        if topic == self.topics.control:
+            self.metrics.internal_record_skipped("control")
+            log.error(
+                "partition %d: control record at offset %d skipped: %s",
+                self.partition,
+                message.offset,
+                isolation.reason,
+            )
+            return False
+        if isolation.skip:
+            self.metrics.internal_record_skipped("no_dead_letter")
+            log.error(
+                "partition %d: %s record at offset %d skipped, no dead letter could be written: %s",
+                self.partition,
+                topic,
+                message.offset,
+                isolation.reason,
+            )
+            return False
+        collector.dead_letter(
+            message,
+            topic,
+            InvalidRecord("internal", isolation.reason),
+            keep_value=isolation.keep_value,
+        )
+        return False
+
+    def _backfill_slice(self, engine: SegmentEngine) -> list[MembershipChange]:
+        """Advance the pending backfills by up to SEGSTREAM_BACKFILL_BATCH profiles, stopping
+        early after `backfill_slice_s` of evaluation so that events never wait long for it."""
+        assert self.store is not None
+        changes: list[MembershipChange] = []
+        left = self.settings.backfill_batch
+        stop = time.monotonic() + self.backfill_slice_s
+        jobs, now = self.state.jobs, self.state.now
+        while jobs and left > 0:
+            step = min(left, BACKFILL_STEP)
+            changes.extend(
+                jobs.advance(engine, self.store.profile_ids_after, step, now, self.skipped_profiles)
+            )
+            left -= step
+            if time.monotonic() >= stop:
+                break
+        return changes
+
+    def _input(
+        self,
+        txn: PartitionTransaction,
+        engine: SegmentEngine,
+        collector: RecordCollector,
+        topic: str,
+        message: Any,
+    ) -> None:
+        key = message.key
+        now = self.state.now
+        try:
+            key_text = key.decode() if key is not None else None
+        except UnicodeDecodeError:
+            key_text = "\ufffd"  # never equal to a profile id: a key mismatch
+        try:
+            event = parse_input_record(message.value or b"", key=key_text)
+            if event.at > now + HOUR:
+                raise InvalidRecord(
+                    "future_timestamp", "'at' is more than 1 hour ahead of the processing clock"
+                )
+        except InvalidRecord as exc:
+            self.metrics.consumed(topic, "invalid")
+            collector.dead_letter(message, topic, exc)
+            return
+        self.metrics.consumed(topic, event.type)
+        if engine.is_duplicate(event):
+            return
+        changes = self.state.jobs.catch_up(engine, event.profile_id, now)
+        changes.extend(engine.apply(event, now))
+        self._emit(txn, collector, changes, message.timestamp)
+
+    def _control(
+        self,
+        txn: PartitionTransaction,
+        engine: SegmentEngine,
+        collector: RecordCollector,
+        message: Any,
+    ) -> bool:
+        """Apply a control record; True when the partition's meta changed."""
+        try:
+            body = orjson.loads(message.value)
+        except orjson.JSONDecodeError:
+            log.error("partition %d: unreadable control record skipped", self.partition)
+            return False
+        if body.get("kind") != "segment":
+            return False
+        record = body["record"]
+        sid: str = record["id"]
+        version: int = record["version"]
+        self._finish_related(txn, engine, collector, record)
+        registry = self.state.registry
+        txn.registry_changed()
+        try:
+            if record.get("deleted"):
+                removed = engine.remove_segment(sid, version)
+                txn.put_meta(_VERSION + sid, str(version).encode())
+                if removed is None:
+                    return True
+                txn.put_meta(_SEGMENT + sid, None)
+                self.state.jobs.add(
+                    BackfillJob(sid, "segment_deleted", removed, total=self._profile_count())
+                )
+                return True
+            definition = _definition(record)
+            kind = engine.install_segment(
+                definition, condition_fingerprint(definition["condition"]), version
+            )
+        except Exception:
+            # A definition the writer accepted cannot fail here; if it does, keep the worker up.
+            log.exception(
+                "partition %d: segment record %s v%d skipped", self.partition, sid, version
+            )
+            return False
+        current = registry.segments.get(sid)
+        if current is not None and current.version == version:
+            txn.put_meta(_SEGMENT + sid, orjson.dumps(record))
+            txn.put_meta(_VERSION + sid, str(version).encode())
+        if kind is not None:
+            self.state.jobs.add(BackfillJob(sid, kind, version, total=self._profile_count()))
+        return True
+
+    def _profile_count(self) -> int:
+        """The stored profile count for backfill progress, scanned once per batch: a batch of
+        many segment records must not scan the store once for each."""
+        if self._batch_profile_count is None:
+            assert self.store is not None
+            self._batch_profile_count = self.store.count_profiles()
+        return self._batch_profile_count
+
+    def _finish_related(
+        self,
+        txn: PartitionTransaction,
+        engine: SegmentEngine,
+        collector: RecordCollector,
+        record: dict[str, Any],
+    ) -> None:
+        """Complete pending backfills of segments related to this change by references.
+
+        A pending pass evaluates dependents with the registry's current definitions; letting
+        a related change in first would give the dependents' transitions the later change's
+        cause. Unrelated backfills keep running in slices.
+        """
+        jobs = self.state.jobs
+        if not jobs:
+            return
+        related = _reference_component(self.state.registry, record)
+        if not any(job.segment_id in related for job in jobs.jobs):
+            return
+        assert self.store is not None
+        state = self.state
+        state.now = max(state.now, wall_us())
+        self._emit(txn, collector, engine.fire_due(state.now), None)
+        while jobs:
+            self._emit(
+                txn,
+                collector,
+                jobs.advance(
+                    engine, self.store.profile_ids_after, 10_000, state.now, self.skipped_profiles
+                ),
+                None,
+            )
+
+    # -- status --------------------------------------------------------------------------------
+    def backlog(self) -> dict[str, int]:
+        """Profiles each pending backfill still has to evaluate (segments without one: 0)."""
+        remaining = dict.fromkeys(self.registry.segments, 0)
+        for job in self.jobs.jobs:
+            remaining[job.segment_id] = remaining.get(job.segment_id, 0) + max(
+                0, job.total - job.done
+            )
+        return remaining
+
+    def status(self) -> dict[str, Any]:
+        """This partition's segment versions, readiness and member counts (status topic)."""
+        segments = {}
+        for sid, segment in self.registry.segments.items():
+            job = self.jobs.pending(sid)
+            segments[sid] = {
+                "version": segment.version,
+                "members": self.members.get(sid, 0),
+                "ready": job is None,
+                "backfill_done": job.done if job is not None else None,
+                "backfill_total": job.total if job is not None else None,
+            }
+        return {"partition": self.partition, "segments": segments}
+
+
+async def _stop_quietly(producer: Any) -> None:
+    try:
+        await asyncio.wait_for(producer.stop(), PRODUCER_STOP_TIMEOUT_S)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.warning("a partition producer did not stop cleanly", exc_info=True)
+
+
+def _reference_component(registry: SegmentRegistry, record: dict[str, Any]) -> set[str]:
+    """The changed segment and every segment linked to it by references, either way."""
+    start = {record["id"]}
+    if not record.get("deleted"):
+        start |= set(analyze_condition(record["condition"]).segments)
+    seen: set[str] = set()
+    pending = list(start)
+    while pending:
+        sid = pending.pop()
+        if sid in seen:
+            continue
+        seen.add(sid)
+        segment = registry.segments.get(sid)
+        if segment is not None:
+            pending.extend(segment.refs)
+        pending.extend(registry.dependents.get(sid, ()))
+    return seen
+
+
+def _definition(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: record[k] for k in ("id", "name", "description", "condition") if k in record}

@@ -1,0 +1,251 @@
+"""One partition transaction: every change one batch makes, held until Kafka commits it.
+
+The partition's committed state is its RocksDB store (which serves committed data only) and
+the in-memory `PartitionState` derived from it (registry, due index, backfill queue, member
+counts, decoded-state cache). A `PartitionTransaction` collects what a batch changes:
+
+    STARTED ──prepare()──► PREPARED ──flush()──► COMMITTED
+       │                       │
+       └──────rollback()───────┴──────────────► FAILED
+
+- reads of profile states see the transaction's own writes first, then the store;
+- `prepare()` encodes the changed profiles and returns the changelog records to send;
+- only after the Kafka commit, `flush(offset)` writes the store (with the changelog offset the
+  writes reach) and publishes the in-memory changes (due index, member counts, cache);
+- `rollback()` undoes every in-memory change (due index by its undo log, the backfill queue
+  and clock from their snapshots, the registry by reloading the committed definitions), so
+  the partition is exactly as it was before the batch and can run it again.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from segstream.app.store import PartitionStore, ProfileWrite, meta_key, profile_key
+from segstream.engine.backfill import BackfillQueue
+from segstream.engine.membership import MembershipChange
+from segstream.engine.registry import SegmentRegistry
+from segstream.state.codec import decode_profile, encode_profile
+from segstream.state.due_index import DueIndex
+from segstream.state.profile import ProfileState
+
+__all__ = [
+    "PROFILE_CACHE_SIZE",
+    "IllegalTransactionState",
+    "PartitionState",
+    "PartitionTransaction",
+    "TransactionState",
+]
+
+#: Decoded profile states kept between transactions, per partition (most recently committed).
+#: Live traffic comes in small batches, and decoding a profile per batch was the largest
+#: single cost of the worker at half its throughput (py-spy, bench/e2e.py).
+PROFILE_CACHE_SIZE = 2000
+
+
+class TransactionState(enum.Enum):
+    """Where a transaction is in its life."""
+
+    STARTED = "started"
+    PREPARED = "prepared"
+    COMMITTED = "committed"
+    FAILED = "failed"
+
+
+_LEGAL: dict[TransactionState, frozenset[TransactionState]] = {
+    TransactionState.STARTED: frozenset({TransactionState.PREPARED, TransactionState.FAILED}),
+    TransactionState.PREPARED: frozenset({TransactionState.COMMITTED, TransactionState.FAILED}),
+    TransactionState.COMMITTED: frozenset(),
+    TransactionState.FAILED: frozenset(),
+}
+
+
+class IllegalTransactionState(RuntimeError):
+    """A transaction was asked for a step its state does not allow (a bug in the caller)."""
+
+
+@dataclass
+class PartitionState:
+    """The in-memory state of a partition derived from its committed store."""
+
+    registry: SegmentRegistry
+    due: DueIndex = field(default_factory=DueIndex)
+    jobs: BackfillQueue = field(default_factory=BackfillQueue)
+    #: Members per segment in this partition (committed).
+    members: dict[str, int] = field(default_factory=dict)
+    #: The processing clock (microseconds); never goes back.
+    now: int = 0
+    #: Decoded committed states with the bytes they were decoded from.
+    cache: OrderedDict[str, tuple[bytes, ProfileState]] = field(default_factory=OrderedDict)
+
+
+class _DueChanges:
+    """The due index as one transaction sees it: changes go to the index at once (the engine
+    pops due timers in order), with the value each profile had before, to undo them."""
+
+    def __init__(self, base: DueIndex) -> None:
+        self._base = base
+        self._undo: dict[str, int | None] = {}
+
+    def set(self, profile_id: str, due: int | None) -> None:
+        if profile_id not in self._undo:
+            self._undo[profile_id] = self._base.get(profile_id)
+        self._base.set(profile_id, due)
+
+    def pop_until(self, until: int) -> tuple[int, str] | None:
+        head = self._base.peek()
+        if head is None or head[0] > until:
+            return None
+        if head[1] not in self._undo:
+            self._undo[head[1]] = head[0]
+        return self._base.pop_until(until)
+
+    def undo(self) -> None:
+        for profile_id, due in self._undo.items():
+            self._base.set(profile_id, due)
+        self._undo.clear()
+
+
+class PartitionTransaction:
+    """The changes of one batch of one partition (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: PartitionStore,
+        state: PartitionState,
+        reload_registry: Callable[[], SegmentRegistry],
+    ) -> None:
+        self.status = TransactionState.STARTED
+        self._store = store
+        self._state = state
+        self._reload_registry = reload_registry
+        self.due = _DueChanges(state.due)
+        # Snapshots for the rollback: the queue is a few jobs, so copying it is cheap.
+        self._jobs_before = state.jobs.encode() if state.jobs else None
+        self._now_before = state.now
+        self._registry_changed = False
+        self.loaded: dict[str, ProfileState] = {}
+        self._members_before: dict[str, dict[str, int]] = {}
+        self._raw: dict[str, bytes] = {}  # the stored encoding of each profile read
+        self._dirty: set[str] = set()
+        self._encoded: dict[str, bytes] = {}  # the new encoding of each changed profile
+        self._meta: dict[bytes, bytes | None] = {}
+        self._changes: list[MembershipChange] = []
+
+    # -- the engine's view of the profiles (engine.types.ProfileStore) ---------------------
+    def get(self, profile_id: str) -> ProfileState | None:
+        """The profile's state: this transaction's, or the committed one (decoded once per
+        transaction, or taken from the cache when it holds exactly the stored bytes)."""
+        state = self.loaded.get(profile_id)
+        if state is None:
+            raw = self._store.get(profile_key(profile_id))
+            if raw is None:
+                return None
+            # Taken out of the cache: this transaction may change the object, and only a
+            # committed transaction puts states back (`flush`); a rollback leaves it out.
+            cache = self._state.cache
+            cached = cache.pop(profile_id, None)
+            hit = cached is not None and cached[0] == raw
+            state = cached[1] if hit and cached is not None else decode_profile(raw)
+            self.loaded[profile_id] = state
+            self._members_before[profile_id] = dict(state.members)
+            self._raw[profile_id] = raw
+        return state
+
+    def put(self, profile_id: str, state: ProfileState) -> None:
+        """Mark a profile changed (encoded in `prepare`)."""
+        self.loaded[profile_id] = state
+        self._members_before.setdefault(profile_id, {})
+        self._dirty.add(profile_id)
+
+    def profile_ids(self) -> Iterable[str]:
+        """Every committed profile id, in key order."""
+        cursor: str | None = None
+        while batch := self._store.profile_ids_after(cursor, 1000):
+            yield from batch
+            cursor = batch[-1]
+
+    # -- other changes ------------------------------------------------------------------------
+    def put_meta(self, name: str, value: bytes | None) -> None:
+        """Write (None: delete) a partition meta entry."""
+        self._meta[meta_key(name)] = value
+
+    def registry_changed(self) -> None:
+        """The batch installed or removed a segment version (a rollback reloads them)."""
+        self._registry_changed = True
+
+    def membership(self, changes: list[MembershipChange]) -> None:
+        """Transitions the batch emits (member counts move on `flush`)."""
+        self._changes.extend(changes)
+
+    @property
+    def changed_profiles(self) -> int:
+        """Profiles the batch changed so far."""
+        return len(self._dirty)
+
+    # -- the life of the transaction -------------------------------------------------------
+    def prepare(self) -> list[tuple[bytes, bytes | None]]:
+        """Encode the changed profiles; returns the changelog records (key, value) to send."""
+        self._move(TransactionState.PREPARED)
+        records: list[tuple[bytes, bytes | None]] = []
+        self._writes: list[ProfileWrite] = []
+        for profile_id in self._dirty:
+            state = self.loaded[profile_id]
+            encoded = self._encoded[profile_id] = encode_profile(state)
+            if encoded == self._raw.get(profile_id):
+                continue  # evaluated but unchanged (most profiles of a backfill): no write
+            self._writes.append(
+                ProfileWrite(
+                    profile_id,
+                    encoded,
+                    state.next_due,
+                    self._members_before[profile_id],
+                    dict(state.members),
+                )
+            )
+            records.append((profile_key(profile_id), encoded))
+        records.extend(self._meta.items())
+        return records
+
+    def flush(self, changelog_offset: int | None) -> None:
+        """After the Kafka commit: write the store and publish the in-memory changes."""
+        self._move(TransactionState.COMMITTED)
+        self._store.write(self._writes, self._meta, changelog_offset)
+        cache = self._state.cache
+        for profile_id, encoded in self._encoded.items():
+            cache[profile_id] = (encoded, self.loaded[profile_id])
+            cache.move_to_end(profile_id)
+        while len(cache) > PROFILE_CACHE_SIZE:
+            cache.popitem(last=False)
+        members = self._state.members
+        for change in self._changes:
+            members[change.segment_id] = members.get(change.segment_id, 0) + (
+                1 if change.entered else -1
+            )
+
+    def rollback(self) -> None:
+        """Undo every in-memory change of the batch (nothing reached the store)."""
+        if self.status in (TransactionState.COMMITTED, TransactionState.FAILED):
+            if self.status is TransactionState.COMMITTED:
+                raise IllegalTransactionState("a committed transaction cannot roll back")
+            return
+        self._move(TransactionState.FAILED)
+        self.due.undo()
+        self._state.jobs = BackfillQueue.decode(self._jobs_before)
+        self._state.now = self._now_before
+        if self._registry_changed:
+            # Installs change the registry's indexes in place; the committed definitions
+            # are in the store, so a fresh registry from them is the state before the batch.
+            self._state.registry = self._reload_registry()
+            # Timers were scheduled for the installed segments too: the undo above put back
+            # every due instant the batch touched.
+
+    def _move(self, target: TransactionState) -> None:
+        if target not in _LEGAL[self.status]:
+            raise IllegalTransactionState(
+                f"transaction cannot go from {self.status.value} to {target.value}"
+            )
+        self.status = target

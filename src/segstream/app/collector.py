@@ -51,8 +51,10 @@ def _record_errors() -> tuple[type[BaseException], ...]:
 class SendRejected(Exception):
     """A record of the transaction can never be written; the transaction must not commit."""
 
-    def __init__(self, topic: str, key: bytes | None, cause: BaseException) -> None:
+    def __init__(self, topic: str, kind: str, key: bytes | None, cause: BaseException) -> None:
         self.topic = topic
+        #: Which of the partition's outputs: changelog, membership or deadletter.
+        self.kind = kind
         self.key = key
         self.cause = cause
         super().__init__(f"{topic}: {type(cause).__name__}: {cause}")
@@ -134,7 +136,7 @@ class RecordCollector:
                 )
             except rejected as exc:
                 # Refused by the client before it went anywhere (larger than max_request_size).
-                raise SendRejected(record.topic, record.key, exc) from exc
+                raise SendRejected(record.topic, self._kind(record.topic), record.key, exc) from exc
             self._sent.append((record, future))
 
     async def confirm(self) -> int | None:
@@ -152,7 +154,9 @@ class RecordCollector:
                 if future.done() and not future.cancelled():
                     error = future.exception()
                     if isinstance(error, rejected):
-                        raise SendRejected(record.topic, record.key, error) from error
+                        raise SendRejected(
+                            record.topic, self._kind(record.topic), record.key, error
+                        ) from error
             raise
         offsets = [
             future.result().offset
@@ -172,6 +176,14 @@ class RecordCollector:
             self._metrics.dead_letter(kind)
         for change in self._changes:
             self._metrics.membership_change(change.segment_id, change.entered)
+
+    def _kind(self, topic: str) -> str:
+        topics = self._topics
+        return {
+            topics.changelog: "changelog",
+            topics.membership: "membership",
+            topics.deadletter: "deadletter",
+        }.get(topic, "other")
 
     def _retrieve_all(self) -> None:
         for _, future in self._sent:

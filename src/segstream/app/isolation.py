@@ -62,12 +62,25 @@ async def _run(task: PartitionTask, batch: Batch, isolated: dict[RecordKey, Isol
             task.metrics.batch_retry("profile")
         except SendRejected as exc:
             task.metrics.batch_retry("rejected")
-            if not records:
-                _drop_rejected_profile(task, exc)
-            elif len(records) == 1:
-                key = record_key(records[0])
+            profile_id = _rejected_profile(task, exc)
+            # Only a record of that profile (or one of its timers) writes its state or its
+            # transitions: with one such record, that is the one; with none, a timer.
+            suspects = (
+                [m for m in records if m.key == profile_id.encode()]
+                if profile_id is not None
+                else records
+            )
+            live = [m for m in suspects if record_key(m) not in isolated]
+            if profile_id is not None and not live and not _is_isolated_output(task, exc):
+                task.quarantine(ProfileProcessingError(profile_id, "timer", exc))
+            elif len(suspects) == 1:
+                key = record_key(suspects[0])
                 isolated[key] = _worsen(isolated.get(key), exc)
                 log.error("partition %d: record isolated: %s", task.partition, exc)
+            elif not records:
+                raise IsolationExhausted(
+                    f"partition {task.partition}: a tick's record was rejected: {exc}"
+                ) from exc
             else:
                 await task.renew_producer()
                 first, second = _halves(batch)
@@ -80,7 +93,14 @@ async def _run(task: PartitionTask, batch: Batch, isolated: dict[RecordKey, Isol
 
 def _worsen(current: Isolation | None, exc: SendRejected) -> Isolation:
     """The next fallback for a record whose batch the broker rejected."""
-    reason = f"what the record produced was rejected by the broker ({exc})"[:1000]
+    what = {
+        "changelog": "the profile state it produced",
+        "membership": "a membership event it produced",
+        "deadletter": "its dead letter",
+    }
+    reason = f"{what.get(exc.kind, 'a record it produced')} was rejected by the broker ({exc})"[
+        :1000
+    ]
     if current is None:
         return Isolation(reason)
     if current.keep_value:
@@ -88,20 +108,20 @@ def _worsen(current: Isolation | None, exc: SendRejected) -> Isolation:
     return Isolation(current.reason, keep_value=False, skip=True)
 
 
-def _drop_rejected_profile(task: PartitionTask, exc: SendRejected) -> None:
-    """A tick's record was rejected: its key names the profile whose step produced it."""
+def _rejected_profile(task: PartitionTask, exc: SendRejected) -> str | None:
+    """The profile whose state (changelog) or transition (membership) was rejected."""
     key = exc.key or b""
     prefix = profile_key("")
-    profile_id = (
-        key[len(prefix) :].decode(errors="replace")
-        if exc.topic == task.topics.changelog and key.startswith(prefix)
-        else key.decode(errors="replace")
-    )
-    if exc.topic not in (task.topics.changelog, task.topics.membership) or not profile_id:
-        raise IsolationExhausted(
-            f"partition {task.partition}: a tick's record was rejected: {exc}"
-        ) from exc
-    task.quarantine(ProfileProcessingError(profile_id, "timer", exc))
+    if exc.topic == task.topics.changelog and key.startswith(prefix):
+        return key[len(prefix) :].decode(errors="replace")
+    if exc.topic == task.topics.membership and key:
+        return key.decode(errors="replace")
+    return None
+
+
+def _is_isolated_output(task: PartitionTask, exc: SendRejected) -> bool:
+    """A dead letter (of an isolated record) was rejected, not a profile's own output."""
+    return exc.topic == task.topics.deadletter
 
 
 def _halves(batch: Batch) -> tuple[Batch, Batch]:

@@ -114,6 +114,8 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
+        # `kill -USR1 <pid>`: what every task of the loop is waiting for, in the log.
+        loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
         settings = self.settings
         topics = settings.topics
         if web is not None:
@@ -292,6 +294,15 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self.worker.on_assigned(set(assigned))
+
+
+def _log_tasks() -> None:
+    import io
+
+    for task in asyncio.all_tasks():
+        stack = io.StringIO()
+        task.print_stack(limit=12, file=stack)
+        log.warning("task %s:\n%s", task.get_name(), stack.getvalue())
 
 
 async def _quietly(awaitable: Any) -> None:

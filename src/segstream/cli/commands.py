@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from segstream.cli.generate import generate
+from segstream.cli.lag_exporter import lag_exporter
 from segstream.cli.produce import produce
 from segstream.cli.replay import replay
 from segstream.cli.rules import explain, validate
@@ -14,6 +15,7 @@ from segstream.cli.worker import worker
 
 ALL: list[click.Command] = []
 ALL.append(worker)
+ALL.append(lag_exporter)
 ALL.extend([validate, explain])
 ALL.append(replay)
 ALL.append(generate)

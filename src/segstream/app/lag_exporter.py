@@ -1,0 +1,133 @@
+"""`segstream lag-exporter`'s process: polls group lag from Kafka and serves it on /metrics.
+
+It needs no worker: committed offsets live in Kafka, so the lag of a stopped application (the
+case the lag alert exists for) is still reported, and grows as records arrive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+
+from segstream.app.lag import LagReader
+from segstream.app.lag_metrics import LagMetrics
+from segstream.app.metrics import CONTENT_TYPE
+
+__all__ = ["LagExporter"]
+
+log = logging.getLogger("segstream.lag_exporter")
+
+
+class LagExporter:
+    """Polls every `poll_interval_s` and serves the last poll on `/metrics`."""
+
+    def __init__(
+        self,
+        client_kwargs: Mapping[str, Any],
+        groups: Mapping[str, Sequence[str]],
+        *,
+        cluster_name: str,
+        host: str,
+        port: int,
+        poll_interval_s: float,
+    ) -> None:
+        self.metrics = LagMetrics(cluster_name)
+        # A poll may take at most one interval (and at least a few seconds) before it counts
+        # as failed, so a hung broker connection cannot freeze the exported values.
+        self._poll_timeout_s = max(poll_interval_s, 5.0)
+        self._reader = LagReader(client_kwargs, groups, request_timeout_s=self._poll_timeout_s)
+        self._host = host
+        self._port = port
+        self._interval = poll_interval_s
+        self._stopping = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.url: str | None = None
+
+    def stop(self) -> None:
+        """Ask `run()` to return."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT (or `stop()`)."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        await self._serve()
+        try:
+            await self._poll_loop()
+        finally:
+            await self._reader.stop()
+            if self._runner is not None:
+                await self._runner.cleanup()
+            log.info("lag exporter stopped")
+
+    async def _poll_loop(self) -> None:
+        started = False
+        while not self._stopping.is_set():
+            try:
+                if not started:
+                    await asyncio.wait_for(self._reader.start(), self._poll_timeout_s)
+                    started = True
+                snapshot = await asyncio.wait_for(self._reader.read(), self._poll_timeout_s)
+            except Exception as exc:  # Kafka unreachable, timeouts, coordinator moving
+                self.metrics.poll_failed()
+                log.warning("lag poll failed: %s: %s", type(exc).__name__, exc)
+                if started:
+                    # Reconnect from scratch next time: a client after a timeout may be stuck.
+                    await _quietly(self._reader.stop())
+                    started = False
+            else:
+                self.metrics.polled(snapshot)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._interval)
+
+    async def _serve(self) -> None:
+        app = web.Application()
+        app.add_routes(
+            [
+                web.get("/metrics", self._handle_metrics),
+                web.get("/livez", self._handle_livez),
+                web.get("/readyz", self._handle_readyz),
+            ]
+        )
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self._host, self._port)
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        port = self._port
+        server = getattr(site, "_server", None)
+        sockets = getattr(server, "sockets", None) or []
+        if sockets:
+            port = sockets[0].getsockname()[1]  # the OS's choice when asked for port 0
+        self.url = f"http://{self._host}:{port}"
+        log.info("lag exporter listening on %s", self.url)
+
+    async def _handle_metrics(self, request: web.Request) -> web.Response:
+        response = web.Response(body=self.metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE
+        return response
+
+    async def _handle_livez(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "live"})
+
+    async def _handle_readyz(self, request: web.Request) -> web.Response:
+        # Ready while the last poll succeeded: that is when /metrics tells the truth.
+        if self.metrics.snapshot is None:
+            return web.json_response({"status": "not ready"}, status=503)
+        return web.json_response({"status": "ready"})
+
+
+async def _quietly(awaitable: Any) -> None:
+    with contextlib.suppress(Exception):  # closing a client that already failed
+        await awaitable

@@ -70,8 +70,15 @@ def lag_exporter(
     """`segstream lag-exporter` on a free port: (process, base URL); SIGTERM at the end."""
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [SEGSTREAM, "lag-exporter", "--port", "0", "--poll-interval", str(poll_interval)]
-            + list(extra),
+            [
+                SEGSTREAM,
+                "lag-exporter",
+                "--port",
+                "0",
+                "--poll-interval",
+                str(poll_interval),
+                *extra,
+            ],
             env=dict(env),
             stdout=sink,
             stderr=sink,

@@ -19,8 +19,20 @@ K8S = DEPLOY / "k8s"
 DOCKERFILE = DEPLOY / "docker" / "Dockerfile"
 SETTINGS_SOURCE = REPO_ROOT / "src" / "segstream" / "app" / "settings.py"
 
+ALERT_TESTS = REPO_ROOT / "tests" / "unit" / "ops" / "alerts_test.yml"
+
 # Series Prometheus makes itself for every scrape target; no worker exports them.
 PROMETHEUS_OWN_SERIES = frozenset({"up"})
+# Series of `segstream lag-exporter` (kafka-lag-exporter's names), not of the worker.
+LAG_EXPORTER_PREFIXES = ("kafka_", "segstream_lag_exporter_")
+#: What Grafana sends for the dashboard's variables, in the tests (scrapes there are 1 s apart;
+#: Grafana's $__rate_interval is at least four scrape intervals).
+GRAFANA_VARIABLES = {
+    "$__rate_interval": "15s",
+    "$__range": "5m",
+    "$instance": ".*",
+    "$group": ".*",
+}
 # Histograms are exported as <base>_bucket/_sum/_count; queries name those, the worker the base.
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 _PROMQL_KEYWORDS = frozenset(
@@ -109,14 +121,77 @@ def exported_series(exposition: str) -> dict[str, str]:
     return series
 
 
-def unexported(exposition: str) -> dict[str, set[str]]:
-    """Metrics the dashboard or alert rules use that `exposition` lacks, with where used."""
+def unexported(exposition: str, lag_exposition: str | None = None) -> dict[str, set[str]]:
+    """Metrics the dashboard or alert rules use that the worker's `exposition` (or, for the
+    lag exporter's names, `lag_exposition`; default a fresh exporter's) lacks, with where."""
+    if lag_exposition is None:
+        from segstream.app.lag_metrics import LagMetrics
+
+        lag_exposition = LagMetrics("default").render().decode()
     series = exported_series(exposition)
+    lag_series = exported_series(lag_exposition)
     return {
         name: where
         for name, where in referenced_metrics().items()
-        if name not in series and name not in PROMETHEUS_OWN_SERIES
+        if name not in PROMETHEUS_OWN_SERIES
+        and name not in (lag_series if name.startswith(LAG_EXPORTER_PREFIXES) else series)
     }
+
+
+def dashboard_queries() -> list[str]:
+    """The dashboard's expressions as Prometheus gets them: Grafana's variables substituted,
+    and a `label_values(metric, label)` variable query as the `metric` selector it reads."""
+    queries = []
+    for expr in dashboard_exprs():
+        grafana = re.fullmatch(r"\s*label_values\(\s*([^,\s)]+)\s*,.*\)\s*", expr)
+        if grafana:
+            expr = grafana.group(1)
+        for variable, value in GRAFANA_VARIABLES.items():
+            expr = expr.replace(variable, value)
+        assert "$" not in expr, expr
+        queries.append(expr)
+    return queries
+
+
+_COMPARISON = re.compile(r"==|!=|>=|<=|>|<|\b(?:and|or|unless)\b")
+_NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def alert_operands(expr: str) -> list[str]:
+    """The parts of an alert expression its comparisons compare (numbers left out).
+
+    `a > 10000 and b > 0` gives [a, b]; `x == 0 or y == 0` gives [x, y]. Only operators at
+    the top level split: those inside parentheses, `{...}` matchers, `[...]` ranges or strings
+    belong to an operand (`bool` modifiers are not used by our rules).
+    """
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    index = 0
+    quote: str | None = None
+    while index < len(expr):
+        char = expr[index]
+        if quote:
+            if char == "\\":
+                index += 1
+            elif char == quote:
+                quote = None
+        elif char in "\"'`":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif depth == 0:
+            match = _COMPARISON.match(expr, index)
+            # A word operator must not be the tail of an identifier (`random_or_x`).
+            if match and not (match.group().isalpha() and index and expr[index - 1].isalnum()):
+                parts.append(expr[start:index])
+                index = start = match.end()
+                continue
+        index += 1
+    parts.append(expr[start:])
+    return [" ".join(part.split()) for part in parts if not _NUMBER.fullmatch(part)]
 
 
 def settings_variables() -> set[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -10,36 +11,45 @@ from pathlib import Path
 import pytest
 import yaml
 from deploy_refs import (
+    ALERT_TESTS,
     ALERTS,
+    LAG_EXPORTER_PREFIXES,
     PROMETHEUS_CONFIG,
     alert_rules,
     dashboard,
     dashboard_exprs,
+    dashboard_queries,
     k8s_object,
     metric_names,
     referenced_metrics,
     unexported,
 )
 
+from segstream.app.lag_metrics import LAG_METRIC_NAMES
 from segstream.app.metrics import METRIC_NAMES, WorkerMetrics
 
 promtool = shutil.which("promtool")
+# In CI the set-up installs it (make ops-tools): missing there is a failure, not a skip.
 needs_promtool = pytest.mark.skipif(
-    promtool is None, reason="promtool missing: run deploy/tools/ensure-promtool.sh"
+    promtool is None and not os.environ.get("CI"),
+    reason="promtool missing: run deploy/tools/ensure-promtool.sh",
 )
 
 
 def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
-    assert promtool is not None
+    assert promtool is not None, "promtool missing: run deploy/tools/ensure-promtool.sh"
     return subprocess.run(
         [promtool, *args], capture_output=True, text=True, timeout=60, check=False
     )
 
 
-def test_dashboard_and_alerts_use_only_metrics_a_worker_exports() -> None:
+def test_dashboard_and_alerts_use_only_metrics_a_worker_or_the_lag_exporter_exports() -> None:
     # The offline twin of tests/integration/test_ops_live_metrics.py: a fresh WorkerMetrics
-    # declares every family, so this catches a typo before any broker is started.
+    # (and LagMetrics) declares every family, so this catches a typo before any broker starts.
     assert unexported(WorkerMetrics().render().decode()) == {}
+    lag_used = {name for name in referenced_metrics() if name.startswith(LAG_EXPORTER_PREFIXES)}
+    assert "kafka_consumergroup_group_topic_sum_lag" in lag_used
+    assert lag_used <= set(LAG_METRIC_NAMES)
 
 
 def test_dashboard_shows_what_the_issue_asks_for() -> None:
@@ -87,7 +97,10 @@ def test_dashboard_is_well_formed_for_provisioning_and_import() -> None:
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
         assert panel["targets"], panel["title"]
         for target in panel["targets"]:
-            assert 'instance=~"$instance"' in target["expr"], panel["title"]
+            # Worker metrics by the worker variable; the lag exporter's by the group one.
+            lag = any(n.startswith(LAG_EXPORTER_PREFIXES) for n in metric_names(target["expr"]))
+            wanted = 'group=~"$group"' if lag else 'instance=~"$instance"'
+            assert wanted in target["expr"], panel["title"]
         grid = panel["gridPos"]
         assert grid["x"] + grid["w"] <= 24
 
@@ -95,7 +108,9 @@ def test_dashboard_is_well_formed_for_provisioning_and_import() -> None:
 def test_alerts_cover_the_issue_cases_and_carry_severity_and_summary() -> None:
     rules = {rule["alert"]: rule for rule in alert_rules()}
     by_metric = {
-        "lag growing": "segstream_consumer_lag_records",
+        # From the lag exporter: there when the workers are not.
+        "lag growing": "kafka_consumergroup_group_topic_sum_lag",
+        "lag unknown": "segstream_lag_exporter_up",
         "dead letters": "segstream_dead_letters_total",
         "timer lag": "segstream_timer_lag_seconds_bucket",
         "not ready": "segstream_ready",
@@ -114,11 +129,16 @@ def test_prometheus_rule_for_the_operator_equals_alerts_yml() -> None:
     assert rule["spec"] == yaml.safe_load(ALERTS.read_text())
 
 
-def test_scrape_config_targets_the_compose_workers() -> None:
+def test_scrape_config_targets_the_compose_workers_and_lag_exporter() -> None:
     config = yaml.safe_load(PROMETHEUS_CONFIG.read_text())
-    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "segstream"]
-    targets = [t for group in job["static_configs"] for t in group["targets"]]
-    assert targets == ["worker-1:6066", "worker-2:6066"]
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    targets = {
+        name: [t for group in job["static_configs"] for t in group["targets"]]
+        for name, job in jobs.items()
+    }
+    assert targets["segstream"] == ["worker-1:6066", "worker-2:6066"]
+    # The lag alert selects job="segstream-lag".
+    assert targets["segstream-lag"] == ["lag-exporter:6068"]
     assert config["rule_files"] == ["alerts.yml"]
 
 
@@ -135,15 +155,39 @@ def test_promtool_check_rules() -> None:
 
 
 @needs_promtool
+def test_promtool_test_rules_every_alert_fires_and_resolves() -> None:
+    # tests/unit/ops/alerts_test.yml: synthetic series for each rule (docs/operations.md).
+    result = run_promtool("test", "rules", str(ALERT_TESTS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rule_tests_show_each_alert_firing_and_then_resolving() -> None:
+    def quiet_firing_quiet(timeline: list[tuple[int, bool]]) -> bool:
+        fired = [t for t, firing in timeline if firing]
+        return bool(fired) and (
+            # Quiet before it fires (its `for:` has not passed, or nothing happened yet) ...
+            any(t < fired[0] and not firing for t, firing in timeline)
+            # ... and quiet again after.
+            and any(t > fired[-1] and not firing for t, firing in timeline)
+        )
+
+    shown: set[str] = set()
+    for group in yaml.safe_load(ALERT_TESTS.read_text())["tests"]:
+        timelines: dict[str, list[tuple[int, bool]]] = {}
+        for case in group["alert_rule_test"]:
+            minutes = int(str(case["eval_time"]).removesuffix("m"))
+            timelines.setdefault(case["alertname"], []).append((minutes, bool(case["exp_alerts"])))
+        shown |= {name for name, timeline in timelines.items() if quiet_firing_quiet(timeline)}
+    assert {rule["alert"] for rule in alert_rules()} <= shown
+
+
+@needs_promtool
 def test_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     # promtool parses recording rules; Grafana's variables become what Grafana would send.
-    replacements = {"$__rate_interval": "1m", "$__range": "1h", "$instance": ".*"}
-    rules = []
-    for index, expr in enumerate(e for e in dashboard_exprs() if "label_values" not in e):
-        for variable, value in replacements.items():
-            expr = expr.replace(variable, value)
-        assert "$" not in expr, expr
-        rules.append({"record": f"dashboard:query_{index}", "expr": expr})
+    rules = [
+        {"record": f"dashboard:query_{index}", "expr": expr}
+        for index, expr in enumerate(dashboard_queries())
+    ]
     path = tmp_path / "dashboard-rules.yml"
     path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
     result = run_promtool("check", "rules", str(path))

@@ -190,5 +190,10 @@ class Prometheus:
         answer = json.loads(get(f"{self.url}/api/v1/alerts")[1])
         return {a["labels"]["alertname"]: a["state"] for a in answer["data"]["alerts"]}
 
+    def alert_rules(self) -> dict[str, dict[str, Any]]:
+        """{alert name: rule state} of the loaded alerting rules (health, lastError, ...)."""
+        answer = json.loads(get(f"{self.url}/api/v1/rules?type=alert")[1])
+        return {r["name"]: r for g in answer["data"]["groups"] for r in g["rules"]}
+
     def stop(self) -> None:
         stop_process(self.process)

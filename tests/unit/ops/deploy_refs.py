@@ -208,8 +208,13 @@ def k8s_documents() -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def k8s_object(kind: str) -> dict[str, Any]:
-    """The one object of `kind` in deploy/k8s."""
-    found = [doc for docs in k8s_documents().values() for doc in docs if doc["kind"] == kind]
-    assert len(found) == 1, f"{len(found)} objects of kind {kind}"
+def k8s_object(kind: str, name: str | None = None) -> dict[str, Any]:
+    """The one object of `kind` (named `name`, if given) in deploy/k8s."""
+    found = [
+        doc
+        for docs in k8s_documents().values()
+        for doc in docs
+        if doc["kind"] == kind and name in (None, doc["metadata"]["name"])
+    ]
+    assert len(found) == 1, f"{len(found)} objects of kind {kind} named {name or 'anything'}"
     return found[0]

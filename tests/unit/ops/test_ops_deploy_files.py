@@ -102,9 +102,17 @@ def test_dockerignore_keeps_the_context_small_but_sends_the_build_inputs() -> No
 # --- Compose -----------------------------------------------------------------------------
 
 
-def test_compose_has_kafka_topics_two_workers_prometheus_and_grafana() -> None:
+def test_compose_has_kafka_topics_two_workers_lag_exporter_prometheus_and_grafana() -> None:
     services = compose()["services"]
-    assert set(services) == {"kafka", "topics", "worker-1", "worker-2", "prometheus", "grafana"}
+    assert set(services) == {
+        "kafka",
+        "topics",
+        "worker-1",
+        "worker-2",
+        "lag-exporter",
+        "prometheus",
+        "grafana",
+    }
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert "controller" in services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
     assert services["topics"]["command"] == ["worker", "--create-topics-only"]
@@ -120,6 +128,15 @@ def test_compose_has_kafka_topics_two_workers_prometheus_and_grafana() -> None:
         assert worker["depends_on"]["topics"]["condition"] == "service_completed_successfully"
         assert worker["stop_grace_period"]
     assert ids == {"worker-1", "worker-2"}
+    # The lag exporter reads the workers' settings (so their group) and is what
+    # prometheus.yml's segstream-lag job scrapes.
+    exporter = services["lag-exporter"]
+    assert exporter["command"][0] == "lag-exporter"
+    assert exporter["environment"] == services["topics"]["environment"]
+    assert exporter["environment"]["SEGSTREAM_KAFKA_BOOTSTRAP"] == "kafka:29092"
+    assert _option(exporter["command"], "--host") == "0.0.0.0"
+    assert _option(exporter["command"], "--port") == "6068"
+    assert "lag-exporter" in services["prometheus"]["depends_on"]
 
 
 def test_compose_mounts_files_that_exist() -> None:
@@ -133,6 +150,11 @@ def test_compose_mounts_files_that_exist() -> None:
         "./grafana/segstream.json:/var/lib/grafana/dashboards/segstream.json:ro"
         in (grafana["volumes"])
     )
+
+
+def _option(argv: list[str], name: str) -> str:
+    """The value after `name` in a command line."""
+    return argv[argv.index(name) + 1]
 
 
 def _compose_client() -> list[str] | None:
@@ -177,6 +199,7 @@ def test_k8s_has_the_objects_of_the_issue() -> None:
         "ConfigMap",
         "Secret",
         "PodDisruptionBudget",
+        "Deployment",
         "ServiceMonitor",
         "PrometheusRule",
     ):
@@ -191,7 +214,7 @@ def test_statefulset_gives_stable_ids_a_volume_per_pod_probes_and_a_grace_period
     pod = sts["spec"]["template"]
     container = worker_container()
     assert sts["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
-    assert sts["spec"]["serviceName"] == k8s_object("Service")["metadata"]["name"]
+    assert sts["spec"]["serviceName"] == k8s_object("Service", "segstream")["metadata"]["name"]
     (claim,) = sts["spec"]["volumeClaimTemplates"]
     mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
     assert mounts[claim["metadata"]["name"]] == STORE_ROOT
@@ -227,19 +250,51 @@ def test_configmap_and_secrets_feed_the_worker() -> None:
 
 def test_service_pdb_and_servicemonitor_select_the_workers() -> None:
     pod_labels = k8s_object("StatefulSet")["spec"]["template"]["metadata"]["labels"]
-    service = k8s_object("Service")
+    service = k8s_object("Service", "segstream")
     assert service["spec"]["selector"].items() <= pod_labels.items()
     assert service["spec"]["clusterIP"] == "None"
     (port,) = service["spec"]["ports"]
     pdb = k8s_object("PodDisruptionBudget")
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     assert pdb["spec"]["maxUnavailable"] == 1
-    monitor = k8s_object("ServiceMonitor")
+    monitor = k8s_object("ServiceMonitor", "segstream")
     assert (
         monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     )
     (endpoint,) = monitor["spec"]["endpoints"]
     assert (endpoint["port"], endpoint["path"]) == (port["name"], "/metrics")
+
+
+def test_lag_exporter_runs_on_the_workers_settings_and_is_scraped_as_segstream_lag() -> None:
+    deployment = k8s_object("Deployment", "segstream-lag-exporter")
+    pod = deployment["spec"]["template"]
+    (container,) = pod["spec"]["containers"]
+    args = container["args"]
+    assert args[0] == "lag-exporter"
+    assert _option(args, "--host") == "0.0.0.0"
+    port = int(_option(args, "--port"))
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": port}
+    # The workers' ConfigMap and Secret: the same brokers, security, topics and group.
+    assert container["envFrom"] == worker_container()["envFrom"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    # A single replica: two would export the same lag twice.
+    assert deployment["spec"]["replicas"] == 1
+    # The Operator names the job after the Service: the alert selects job="segstream-lag".
+    service = k8s_object("Service", "segstream-lag")
+    assert service["spec"]["selector"].items() <= pod["metadata"]["labels"].items()
+    assert service["spec"]["publishNotReadyAddresses"] is True
+    (service_port,) = service["spec"]["ports"]
+    monitor = k8s_object("ServiceMonitor", "segstream-lag")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert not (
+        monitor["spec"]["selector"]["matchLabels"].items()
+        <= k8s_object("Service", "segstream")["metadata"]["labels"].items()
+    )
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert (endpoint["port"], endpoint["path"]) == (service_port["name"], "/metrics")
 
 
 # --- tools -------------------------------------------------------------------------------

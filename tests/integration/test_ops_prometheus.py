@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,6 +173,34 @@ def test_every_alert_operand_returns_series_and_the_rules_evaluate(stack: Stack)
     # A healthy pair of workers: nothing fires (dead letters may: one was sent on purpose).
     firing = {a for a, state in stack.prometheus.alerts().items() if state == "firing"}
     assert firing <= {"SegstreamDeadLetters"}
+
+
+def test_the_documented_deployment_check_passes(stack: Stack) -> None:
+    # docs/operations.md: the same check, against a deployment's Prometheus.
+    script = refs.DEPLOY / "tools" / "check-prometheus-queries.py"
+    variables = refs.GRAFANA_VARIABLES
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--prometheus",
+            stack.prometheus.url,
+            "--rate-interval",
+            variables["$__rate_interval"],
+            "--range",
+            variables["$__range"],
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    checked = result.stdout.splitlines()
+    # Rules as Prometheus loaded them (its own printing of each expression) split the same way.
+    assert sum(line.startswith("ok") and " alert " in line for line in checked) == len(
+        [op for rule in refs.alert_rules() for op in refs.alert_operands(rule["expr"])]
+    )
 
 
 def test_lag_exporter_names_the_owning_worker(stack: Stack) -> None:

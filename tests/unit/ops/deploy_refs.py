@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import yaml
@@ -25,14 +27,22 @@ ALERT_TESTS = REPO_ROOT / "tests" / "unit" / "ops" / "alerts_test.yml"
 PROMETHEUS_OWN_SERIES = frozenset({"up"})
 # Series of `segstream lag-exporter` (kafka-lag-exporter's names), not of the worker.
 LAG_EXPORTER_PREFIXES = ("kafka_", "segstream_lag_exporter_")
+
+
+def _load_query_check() -> ModuleType:
+    """deploy/tools/check-prometheus-queries.py, the check operators run on a deployment."""
+    path = DEPLOY / "tools" / "check-prometheus-queries.py"
+    spec = importlib.util.spec_from_file_location("segstream_check_prometheus_queries", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+QUERY_CHECK = _load_query_check()
 #: What Grafana sends for the dashboard's variables, in the tests (scrapes there are 1 s apart;
 #: Grafana's $__rate_interval is at least four scrape intervals).
-GRAFANA_VARIABLES = {
-    "$__rate_interval": "15s",
-    "$__range": "5m",
-    "$instance": ".*",
-    "$group": ".*",
-}
+GRAFANA_VARIABLES: dict[str, str] = QUERY_CHECK.grafana_variables("15s", "5m")
 # Histograms are exported as <base>_bucket/_sum/_count; queries name those, the worker the base.
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 _PROMQL_KEYWORDS = frozenset(
@@ -51,16 +61,7 @@ def dashboard() -> dict[str, Any]:
 
 def dashboard_exprs() -> list[str]:
     """Every PromQL expression of the dashboard: panel targets and query variables."""
-    exprs = [
-        target["expr"]
-        for panel in dashboard()["panels"]
-        for target in panel.get("targets", [])
-        if "expr" in target
-    ]
-    for variable in dashboard()["templating"]["list"]:
-        query = variable.get("query")
-        if variable.get("type") == "query":
-            exprs.append(query["query"] if isinstance(query, dict) else query)
+    exprs: list[str] = QUERY_CHECK.dashboard_exprs(dashboard())
     return exprs
 
 
@@ -139,59 +140,15 @@ def unexported(exposition: str, lag_exposition: str | None = None) -> dict[str, 
 
 
 def dashboard_queries() -> list[str]:
-    """The dashboard's expressions as Prometheus gets them: Grafana's variables substituted,
-    and a `label_values(metric, label)` variable query as the `metric` selector it reads."""
-    queries = []
-    for expr in dashboard_exprs():
-        grafana = re.fullmatch(r"\s*label_values\(\s*([^,\s)]+)\s*,.*\)\s*", expr)
-        if grafana:
-            expr = grafana.group(1)
-        for variable, value in GRAFANA_VARIABLES.items():
-            expr = expr.replace(variable, value)
-        assert "$" not in expr, expr
-        queries.append(expr)
+    """The dashboard's expressions as Prometheus gets them (GRAFANA_VARIABLES substituted)."""
+    queries: list[str] = QUERY_CHECK.dashboard_queries(dashboard(), GRAFANA_VARIABLES)
     return queries
 
 
-_COMPARISON = re.compile(r"==|!=|>=|<=|>|<|\b(?:and|or|unless)\b")
-_NUMBER = re.compile(r"\s*[-+]?(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?\s*")
-
-
 def alert_operands(expr: str) -> list[str]:
-    """The parts of an alert expression its comparisons compare (numbers left out).
-
-    `a > 10000 and b > 0` gives [a, b]; `x == 0 or y == 0` gives [x, y]. Only operators at
-    the top level split: those inside parentheses, `{...}` matchers, `[...]` ranges or strings
-    belong to an operand (`bool` modifiers are not used by our rules).
-    """
-    parts: list[str] = []
-    depth = 0
-    start = 0
-    index = 0
-    quote: str | None = None
-    while index < len(expr):
-        char = expr[index]
-        if quote:
-            if char == "\\":
-                index += 1
-            elif char == quote:
-                quote = None
-        elif char in "\"'`":
-            quote = char
-        elif char in "([{":
-            depth += 1
-        elif char in ")]}":
-            depth -= 1
-        elif depth == 0:
-            match = _COMPARISON.match(expr, index)
-            # A word operator must not be the tail of an identifier (`random_or_x`).
-            if match and not (match.group().isalpha() and index and expr[index - 1].isalnum()):
-                parts.append(expr[start:index])
-                index = start = match.end()
-                continue
-        index += 1
-    parts.append(expr[start:])
-    return [" ".join(part.split()) for part in parts if not _NUMBER.fullmatch(part)]
+    """The operands of an alert expression's comparisons (deploy/tools' check splits so)."""
+    operands: list[str] = QUERY_CHECK.alert_operands(expr)
+    return operands
 
 
 def settings_variables() -> set[str]:

@@ -15,6 +15,7 @@ from deploy_refs import (
     ALERTS,
     LAG_EXPORTER_PREFIXES,
     PROMETHEUS_CONFIG,
+    alert_operands,
     alert_rules,
     dashboard,
     dashboard_exprs,
@@ -122,6 +123,22 @@ def test_alerts_cover_the_issue_cases_and_carry_severity_and_summary() -> None:
         assert name.startswith("Segstream")
         assert rule["labels"]["severity"] in ("warning", "critical")
         assert rule["annotations"]["summary"]
+
+
+@pytest.mark.parametrize(
+    ("expr", "operands"),
+    [
+        ("up == 0", ["up"]),
+        ('a{x=~"a|b"} > 10 and rate(b[5m]) > 0', ['a{x=~"a|b"}', "rate(b[5m])"]),
+        # As Prometheus prints a loaded rule: parenthesised comparisons.
+        ("(a > 1) or (b == 0)", ["a", "b"]),
+        ("sum(x) > 0.05 * sum(y)", ["sum(x)", "0.05 * sum(y)"]),
+        ('x_or_y{l="a > b"} >= 1e3', ['x_or_y{l="a > b"}']),
+        ("(a) + (b) < 3", ["(a) + (b)"]),
+    ],
+)
+def test_alert_operands_split_at_top_level_comparisons(expr: str, operands: list[str]) -> None:
+    assert alert_operands(expr) == operands
 
 
 def test_prometheus_rule_for_the_operator_equals_alerts_yml() -> None:

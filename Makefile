@@ -36,7 +36,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# promtool (Debian's prometheus package) checks the alert rules and scrape config.
+# Debian's prometheus package: promtool checks and unit-tests the alert rules and the scrape
+# config; its server runs in tests/integration/test_ops_prometheus.py (marked kafka).
 ops-tools:
 	deploy/tools/ensure-promtool.sh
 

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
-# Makes `promtool` available for the ops checks (`promtool check config` / `check rules`):
-# nothing to do when it is on PATH; otherwise installs Debian's `prometheus` package (which
-# ships promtool) when apt-get is usable, else says why not. Exits 0 either way: the tests
-# skip their promtool checks when it is missing, and CI sees the reason in the log.
+# Makes `promtool` and the Prometheus server available for the ops checks (`promtool check
+# config` / `check rules` / `test rules`, and tests/integration/test_ops_prometheus.py, which
+# runs a real server): nothing to do when both are there; otherwise installs Debian's
+# `prometheus` package (which ships both) when apt-get is usable, else says why not. Exits 0
+# either way: the tests skip those checks when the tools are missing (and fail under CI=true,
+# where this script has to have installed them), and CI sees the reason in the log.
 set -euo pipefail
 
-if command -v promtool >/dev/null 2>&1; then
-    echo "ensure-promtool: $(command -v promtool) is there" >&2
+have_server() {
+    [[ -x /usr/bin/prometheus ]] || command -v prometheus >/dev/null 2>&1
+}
+
+if command -v promtool >/dev/null 2>&1 && have_server; then
+    echo "ensure-promtool: $(command -v promtool) and the prometheus server are there" >&2
     exit 0
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure-promtool: promtool missing and no apt-get here: install Prometheus by hand" >&2
+    echo "ensure-promtool: promtool or prometheus missing and no apt-get here: install Prometheus by hand" >&2
     exit 0
 fi
 sudo=()
@@ -18,7 +24,7 @@ if [[ "$(id -u)" != 0 ]]; then
     if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
         sudo=(sudo -n)
     else
-        echo "ensure-promtool: promtool missing; apt-get needs root and sudo is not usable" >&2
+        echo "ensure-promtool: promtool or prometheus missing; apt-get needs root and sudo is not usable" >&2
         exit 0
     fi
 fi
@@ -43,7 +49,7 @@ if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends prometheus >/dev
     # The package lists may be missing or stale on a fresh machine.
     "${sudo[@]}" apt-get update -q >/dev/null 2>&1 || true
     if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends prometheus >/dev/null; then
-        echo "ensure-promtool: apt-get install prometheus failed; promtool checks will skip" >&2
+        echo "ensure-promtool: apt-get install prometheus failed; the Prometheus checks will skip" >&2
         exit 0
     fi
 fi

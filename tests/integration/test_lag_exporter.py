@@ -1,22 +1,22 @@
-"""`segstream lag-exporter` against a real broker, with no worker running: lag from offsets."""
+"""`segstream lag-exporter` against a real broker with no worker running (lag from offsets),
+and with no broker at all. (The first test takes `kafka_bootstrap`, which marks it `kafka`.)"""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import time
 import uuid
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from ops_harness import get, lag_exporter, wait_for
+from ops_harness import free_port, get, lag_exporter, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from segstream.app.lag_metrics import LAG_METRIC_NAMES
 from segstream.app.settings import WorkerSettings
 from segstream.app.topics import create_topics, topic_specs
-
-pytestmark = pytest.mark.kafka
 
 Samples = dict[str, dict[frozenset[tuple[str, str]], float]]
 
@@ -151,3 +151,28 @@ def test_lag_exporter_reports_lag_from_committed_and_end_offsets_without_a_worke
         assert {name.removesuffix("_total") for name in LAG_METRIC_NAMES} <= exported
         assert value(found, "kafka_consumergroup_poll_time_ms", cluster_name="test") is not None
     assert process.returncode == 0, log.read_text()
+
+
+def test_lag_exporter_without_kafka_reports_itself_down_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    # Nothing listens on this port: every poll fails.
+    env = {**os.environ, "SEGSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}"}
+    log = tmp_path / "exporter.log"
+    with lag_exporter(env, log) as (process, url):
+
+        def failed() -> Samples | None:
+            found = samples(get(f"{url}/metrics")[1])
+            polls = value(found, "segstream_lag_exporter_polls_total", outcome="failed")
+            return found if polls else None
+
+        found = wait_for(failed, "a failed poll", 30, log.read_text)
+        assert value(found, "segstream_lag_exporter_up") == 0
+        assert not [name for name in found if name.startswith("kafka_")]
+        assert get(f"{url}/readyz")[0] == 503
+        assert get(f"{url}/livez")[0] == 200
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0, log.read_text()
+        assert time.monotonic() - started < 10
+    assert "lag poll failed" in log.read_text()

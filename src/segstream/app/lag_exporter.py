@@ -59,9 +59,15 @@ class LagExporter:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         await self._serve()
+        polling = asyncio.create_task(self._poll_loop(), name="lag-poll")
+        stopping = asyncio.create_task(self._stopping.wait(), name="lag-stop")
         try:
-            await self._poll_loop()
+            # A poll in flight (up to its timeout) must not hold up a SIGTERM: cancel it.
+            await asyncio.wait([polling, stopping], return_when=asyncio.FIRST_COMPLETED)
         finally:
+            for task in (polling, stopping):
+                task.cancel()
+            await asyncio.gather(polling, stopping, return_exceptions=True)
             await self._reader.stop()
             if self._runner is not None:
                 await self._runner.cleanup()

@@ -214,6 +214,7 @@ def test_lag_exporter_names_the_owning_worker(stack: Stack) -> None:
     wait_for(owners, "partitions owned by w1 and w2", 30, stack.logs)
 
 
+# Last in the file (pytest runs a module's tests in order): it stops the module's workers.
 def test_lag_is_still_reported_and_grows_when_every_worker_is_stopped(stack: Stack) -> None:
     cluster, prometheus = stack.cluster, stack.prometheus
     profiles = cluster.topic("profiles")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from segstream.app.readers import committed_reader
 from segstream.app.settings import WorkerSettings
@@ -32,14 +33,16 @@ def open_store(settings: WorkerSettings, path: Path) -> PartitionStore:
 
 
 async def restore_store(
-    settings: WorkerSettings, partition: int, store: PartitionStore
+    settings: WorkerSettings, partition: int, store: PartitionStore, reader: Any = None
 ) -> tuple[PartitionStore, int]:
     """Bring `store` up to the end of partition `partition` of the changelog; returns the store
-    to use (a new one when it had to be rebuilt) and how many records were applied."""
+    to use (a new one when it had to be rebuilt) and how many records were applied.
+    `reader`: an unstarted consumer to read with (default: a read_committed one)."""
     from aiokafka import TopicPartition
 
     tp = TopicPartition(settings.topics.changelog, partition)
-    reader = committed_reader(settings, max_record_bytes=settings.changelog_max_message_bytes)
+    if reader is None:
+        reader = committed_reader(settings, max_record_bytes=settings.changelog_max_message_bytes)
     await reader.start()
     try:
         reader.assign([tp])

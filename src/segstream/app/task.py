@@ -24,7 +24,7 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,6 +128,8 @@ class PartitionTask:
         settings: WorkerSettings,
         metrics: WorkerMetrics,
         group_id: str,
+        *,
+        producer_factory: Callable[[], Any] | None = None,
     ) -> None:
         self.partition = partition
         self.settings = settings
@@ -144,6 +146,8 @@ class PartitionTask:
         #: between its partitions that have backfills, so events wait for one share in all.
         self.backfill_slice_s = BACKFILL_SLICE_S
         self._batch_profile_count: int | None = None
+        #: Makes an unstarted transactional producer (tests give a fake one).
+        self._producer_factory = producer_factory or self._new_producer
 
     # -- what others read -------------------------------------------------------------------
     @property
@@ -231,10 +235,10 @@ class PartitionTask:
         await self._stop_producer()
         self.producer = await self._start_producer()
 
-    async def _start_producer(self) -> Any:
+    def _new_producer(self) -> Any:
         from aiokafka import AIOKafkaProducer
 
-        producer = AIOKafkaProducer(
+        return AIOKafkaProducer(
             **self.settings.client_kwargs(),
             transactional_id=f"{self.settings.app_id}-partition-{self.partition}",
             enable_idempotence=True,
@@ -248,6 +252,9 @@ class PartitionTask:
             retry_backoff_ms=20,
             max_request_size=self.settings.producer_max_request_bytes,
         )
+
+    async def _start_producer(self) -> Any:
+        producer = self._producer_factory()
         try:
             await producer.start()
         except BaseException:

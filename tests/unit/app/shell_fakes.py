@@ -1,0 +1,151 @@
+"""A fake transactional producer and consumed records, for unit tests of the worker's parts
+(the store under them is a real rocksdict in a temporary directory)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import orjson
+
+from segstream.app.metrics import WorkerMetrics
+from segstream.app.restore import open_store
+from segstream.app.settings import WorkerSettings
+from segstream.app.task import PartitionTask, TaskState
+
+Reject = Callable[[str, bytes | None, bytes | None], BaseException | None]
+
+
+class Record(NamedTuple):
+    """What aiokafka's ConsumerRecord carries that the worker reads."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int = 0
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+class Delivered(NamedTuple):
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass
+class FakeProducer:
+    """Records transactions; `reject` fails a send's delivery (as the broker would)."""
+
+    reject: Reject = lambda _topic, _key, _value: None
+    committed: list[list[tuple[str, bytes | None, bytes | None]]] = field(default_factory=list)
+    offsets: list[dict[Any, int]] = field(default_factory=list)
+    started: int = 0
+    _open: list[tuple[str, bytes | None, bytes | None]] | None = None
+    _next_offset: int = 0
+
+    async def start(self) -> None:
+        self.started += 1
+
+    async def stop(self) -> None:
+        self._open = None
+
+    async def begin_transaction(self) -> None:
+        assert self._open is None, "a transaction is already open"
+        self._open = []
+        self._pending_offsets: dict[Any, int] = {}
+
+    async def send(
+        self,
+        topic: str,
+        key: bytes | None = None,
+        value: bytes | None = None,
+        partition: int | None = None,
+        headers: Any = None,
+    ) -> asyncio.Future[Delivered]:
+        assert self._open is not None
+        future: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+        error = self.reject(topic, key, value)
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(Delivered(topic, partition or 0, self._next_offset))
+            self._next_offset += 1
+        self._open.append((topic, key, value))
+        return future
+
+    async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None:
+        self._pending_offsets = dict(offsets)
+
+    async def commit_transaction(self) -> None:
+        assert self._open is not None
+        self.committed.append(self._open)
+        self.offsets.append(self._pending_offsets)
+        self._open = None
+
+    def sent(self, topic: str) -> list[tuple[str, bytes | None, bytes | None]]:
+        """Every committed record of `topic`."""
+        return [r for txn in self.committed for r in txn if r[0] == topic]
+
+
+def settings_for(tmp: Path) -> WorkerSettings:
+    return WorkerSettings.from_env({"SEGSTREAM_STORE_DIR": str(tmp), "SEGSTREAM_APP_ID": "t"})
+
+
+def running_task(tmp: Path, producer: FakeProducer) -> PartitionTask:
+    """A partition-0 task on a real store, running with `producer` (no broker)."""
+    settings = settings_for(tmp)
+    task = PartitionTask(0, settings, WorkerMetrics(), "t", producer_factory=lambda: producer)
+    task.store = open_store(settings, tmp / task.store_name)
+    task.producer = producer
+    task.task_state = TaskState.RUNNING
+    return task
+
+
+class Feed:
+    """Consumed records of one partition, with increasing offsets per topic."""
+
+    def __init__(self, task: PartitionTask) -> None:
+        self.topics = task.topics
+        self._offsets: dict[str, int] = {}
+
+    def _record(self, topic: str, key: bytes | None, value: bytes) -> Record:
+        offset = self._offsets.get(topic, 0)
+        self._offsets[topic] = offset + 1
+        return Record(topic, 0, offset, key, value)
+
+    def segment(self, sid: str, condition: dict[str, Any], version: int = 1) -> Record:
+        body = {
+            "kind": "segment",
+            "record": {"id": sid, "name": sid, "condition": condition, "version": version},
+        }
+        return self._record(self.topics.control, sid.encode(), orjson.dumps(body))
+
+    def traits(self, pid: str, eid: str, at: str, **traits: Any) -> Record:
+        event = {"id": eid, "type": "profile.updated", "profile_id": pid, "at": at}
+        return self._record(
+            self.topics.profiles, pid.encode(), orjson.dumps(event | {"traits": traits})
+        )
+
+    def view(self, pid: str, eid: str, at: str, **properties: Any) -> Record:
+        event = {"id": eid, "type": "page.viewed", "profile_id": pid, "at": at}
+        return self._record(
+            self.topics.activity, pid.encode(), orjson.dumps(event | {"properties": properties})
+        )
+
+
+def batch(*records: Record) -> list[tuple[Any, list[Any]]]:
+    """Records grouped per topic-partition, in order, as the consumer hands them over."""
+    grouped: dict[TP, list[Any]] = {}
+    for record in records:
+        grouped.setdefault(TP(record.topic, record.partition), []).append(record)
+    return list(grouped.items())

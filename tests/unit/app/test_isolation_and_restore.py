@@ -1,0 +1,187 @@
+"""What fails a batch is isolated and the partition goes on; a store restores from a changelog.
+
+A fake producer and a real rocksdict store; the live counterpart is
+tests/integration/test_exactly_once_rejections.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka.errors import MessageSizeTooLargeError
+from shell_fakes import FakeProducer, Feed, Record, batch, running_task, settings_for
+
+from segstream.app.isolation import run_batch
+from segstream.app.restore import open_store, restore_store
+from segstream.app.store import profile_key
+from segstream.engine.processor import SegmentEngine
+from segstream.timefmt import format_instant
+
+PRO = {"trait": "plan", "op": "eq", "value": "pro"}
+
+
+def _now() -> str:
+    return format_instant(int(time.time() * 1_000_000))
+
+
+def _dead_letters(producer: FakeProducer, topic: str) -> list[tuple[bytes | None, bytes | None]]:
+    return [(key, value) for _, key, value in producer.sent(topic)]
+
+
+def test_a_record_whose_state_is_rejected_is_dead_lettered_and_the_rest_commit(
+    tmp_path: Path,
+) -> None:
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    asyncio.run(run_batch(task, batch(feed.segment("pro", PRO))))
+
+    def reject_big_states(topic: str, key: bytes | None, value: bytes | None) -> Any:
+        too_big = topic == task.topics.changelog and value is not None and len(value) > 600
+        return MessageSizeTooLargeError() if too_big else None
+
+    producer.reject = reject_big_states
+    records = [feed.traits(f"p{i}", f"e{i}", _now(), plan="pro") for i in range(4)]
+    big = feed.traits("p3", "huge", _now(), note="x" * 2000)
+    records += [big, *(feed.traits(f"p{i}", f"e{i}", _now(), plan="pro") for i in (4, 5))]
+    asyncio.run(run_batch(task, batch(*records)))
+    letters = producer.sent(task.topics.deadletter)
+    assert [(key, value) for _, key, value in letters] == [(big.key, big.value)]
+    assert task.members == {"pro": 6}
+    assert task.store is not None
+    for i in range(6):
+        assert task.store.get(profile_key(f"p{i}")) is not None
+    # Every consumed offset is committed: the partition went on.
+    last = {tp.topic: offset for offsets in producer.offsets for tp, offset in offsets.items()}
+    assert last[task.topics.profiles] == 7
+    # Each record's transition came out once.
+    entered = [
+        orjson.loads(v or b"")["profile_id"] for _, _, v in producer.sent(task.topics.membership)
+    ]
+    assert sorted(entered) == [f"p{i}" for i in range(6)]
+
+
+def test_a_record_whose_processing_raises_is_dead_lettered_as_internal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    apply = SegmentEngine.apply
+
+    def exploding(self: SegmentEngine, event: Any, now: int) -> Any:
+        changes = apply(self, event, now)  # the state is changed, then it fails
+        if event.id == "boom":
+            raise RuntimeError("a defect")
+        return changes
+
+    monkeypatch.setattr(SegmentEngine, "apply", exploding)
+    good = feed.traits("p1", "ok", _now(), plan="pro")
+    bad = feed.traits("p2", "boom", _now(), plan="pro")
+    asyncio.run(run_batch(task, batch(feed.segment("pro", PRO), bad, good)))
+    [(_, key, value)] = producer.sent(task.topics.deadletter)
+    assert (key, value) == (bad.key, bad.value)
+    assert task.members == {"pro": 1}
+    assert task.store is not None
+    assert task.store.get(profile_key("p2")) is None  # its half-made change rolled back
+    assert producer.started == 1  # a new producer after the aborted attempt
+
+
+def test_a_timer_that_raises_is_dropped_for_that_profile_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    window = {"event": "page.viewed", "within": "1s"}
+    asyncio.run(run_batch(task, batch(feed.segment("recent", window))))
+    asyncio.run(
+        run_batch(task, batch(feed.view("p1", "v1", _now()), feed.view("p2", "v2", _now())))
+    )
+    assert task.members == {"recent": 2}
+    fire = SegmentEngine._fire
+
+    def exploding(self: SegmentEngine, pid: str, state: Any, due: int) -> Any:
+        if pid == "p1":
+            raise RuntimeError("a defect")
+        return fire(self, pid, state, due)
+
+    monkeypatch.setattr(SegmentEngine, "_fire", exploding)
+    time.sleep(1.1)
+    asyncio.run(run_batch(task, []))
+    assert task.members == {"recent": 1}  # p2 left on time; p1's timer was dropped
+    assert task.state.due.get("p1") is None
+    assert "p1" in task.skipped_profiles
+
+
+class _FakeChangelogReader:
+    """A changelog partition as a consumer reads it."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self._records = records
+        self._position = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def assign(self, _tps: list[Any]) -> None:
+        pass
+
+    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return {tp: len(self._records) for tp in tps}
+
+    def seek(self, _tp: Any, offset: int) -> None:
+        self._position = offset
+
+    async def position(self, _tp: Any) -> int:
+        return self._position
+
+    async def getmany(self, tp: Any, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        chunk = self._records[self._position : self._position + min(max_records, 2)]
+        self._position += len(chunk)
+        return {tp: chunk}
+
+
+def test_a_store_restores_from_its_changelog_then_catches_up(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    task = running_task(tmp_path / "first", producer)
+    feed = Feed(task)
+    asyncio.run(
+        run_batch(
+            task,
+            batch(
+                feed.segment("pro", PRO),
+                feed.traits("p1", "e1", _now(), plan="pro"),
+                feed.traits("p2", "e2", _now(), plan="pro"),
+            ),
+        )
+    )
+    asyncio.run(run_batch(task, batch(feed.traits("p2", "e3", _now(), plan="free"))))
+    changelog = [
+        Record(task.topics.changelog, 0, offset, key, value)
+        for offset, (_, key, value) in enumerate(producer.sent(task.topics.changelog))
+    ]
+    settings = settings_for(tmp_path / "second")
+    store = open_store(settings, tmp_path / "second" / "partition-0")
+    # Half of it first (a worker that stopped there), then the rest.
+    restored, applied = asyncio.run(
+        restore_store(settings, 0, store, _FakeChangelogReader(changelog[:3]))
+    )
+    assert applied == 3
+    restored, applied = asyncio.run(
+        restore_store(settings, 0, restored, _FakeChangelogReader(changelog))
+    )
+    assert applied == len(changelog) - 3
+    assert task.store is not None
+    for pid in ("p1", "p2"):
+        assert restored.get(profile_key(pid)) == task.store.get(profile_key(pid))
+    assert list(restored.scan_members()) == list(task.store.scan_members()) == [("pro", "p1")]
+    assert restored.changelog_offset() == len(changelog) - 1

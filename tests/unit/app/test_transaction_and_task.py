@@ -1,0 +1,177 @@
+"""The worker's parts without a broker: a fake producer, a real rocksdict in a temporary folder.
+
+A partition transaction commits everything or nothing: after a failed send nothing reaches
+the store and every in-memory change (due index, backfill queue, registry, member counts,
+clock) is as before the batch. Task states move only along legal transitions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from shell_fakes import FakeProducer, Feed, batch, running_task, settings_for
+
+from segstream.app.collector import SendRejected
+from segstream.app.metrics import WorkerMetrics
+from segstream.app.store import profile_key
+from segstream.app.task import IllegalTaskState, PartitionTask, TaskState
+from segstream.app.transaction import (
+    IllegalTransactionState,
+    PartitionState,
+    PartitionTransaction,
+)
+from segstream.engine.registry import SegmentRegistry
+from segstream.timefmt import format_instant
+
+PRO = {"trait": "plan", "op": "eq", "value": "pro"}
+RECENT_VIEW = {"event": "page.viewed", "within": "30d"}
+
+
+def _now(offset_s: float = 0.0) -> str:
+    return format_instant(int((time.time() + offset_s) * 1_000_000))
+
+
+def test_a_committed_batch_reaches_the_store_and_the_counts(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    asyncio.run(
+        task.process(batch(feed.segment("pro", PRO), feed.traits("p1", "e1", _now(), plan="pro")))
+    )
+    assert task.store is not None
+    assert task.store.get(profile_key("p1")) is not None
+    assert task.members == {"pro": 1}
+    assert "pro" in task.registry.segments
+    [txn] = producer.committed
+    topics = [topic for topic, _, _ in txn]
+    assert topics.count(task.topics.membership) == 1
+    assert task.topics.changelog in topics
+    # The consumed offsets went into the same transaction.
+    assert {tp.topic: offset for tp, offset in producer.offsets[0].items()} == {
+        task.topics.control: 1,
+        task.topics.profiles: 1,
+    }
+
+
+def test_a_rejected_send_commits_nothing_and_rolls_everything_back(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    # Committed first: a segment, a member, and a timer (the view leaves the window).
+    asyncio.run(
+        task.process(
+            batch(
+                feed.segment("pro", PRO),
+                feed.segment("recent", RECENT_VIEW),
+                feed.traits("p1", "e1", _now(), plan="pro"),
+                feed.view("p1", "v1", _now()),
+            )
+        )
+    )
+    assert task.store is not None
+    before = {
+        "p1": task.store.get(profile_key("p1")),
+        "due": task.state.due.get("p1"),
+        "members": dict(task.members),
+        "segments": {sid: s.version for sid, s in task.registry.segments.items()},
+        "jobs": task.jobs.encode(),
+        "offset": task.store.changelog_offset(),
+    }
+    assert before["due"] is not None
+    commits = len(producer.committed)
+
+    def reject_changelog(topic: str, _key: bytes | None, _value: bytes | None) -> Any:
+        return MessageSizeTooLargeError() if topic == task.topics.changelog else None
+
+    producer.reject = reject_changelog
+    failing = batch(
+        feed.segment("pro", {"trait": "plan", "op": "eq", "value": "team"}, version=2),
+        feed.segment("new", {"trait": "plan", "op": "eq", "value": "team"}),
+        feed.traits("p1", "e2", _now(), plan="team"),
+        feed.traits("p2", "e3", _now(), plan="team"),
+    )
+    with pytest.raises(SendRejected) as rejected:
+        asyncio.run(task.process(failing))
+    assert rejected.value.kind == "changelog"
+    assert len(producer.committed) == commits, "a transaction with a failed send committed"
+    after = {
+        "p1": task.store.get(profile_key("p1")),
+        "due": task.state.due.get("p1"),
+        "members": dict(task.members),
+        "segments": {sid: s.version for sid, s in task.registry.segments.items()},
+        "jobs": task.jobs.encode(),
+        "offset": task.store.changelog_offset(),
+    }
+    assert after == before
+    assert task.store.get(profile_key("p2")) is None
+    # And the same batch runs again, cleanly, once the broker takes it (on a new producer:
+    # the old one's transaction is aborted by the new one's initialisation).
+    producer.reject = lambda *_: None
+    asyncio.run(task.renew_producer())
+    asyncio.run(task.process(failing))
+    assert task.registry.segments["pro"].version == 2
+    assert task.members["pro"] == task.members["new"] == 2  # both are on the team plan now
+
+
+def test_a_rolled_back_timer_fires_again(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    asyncio.run(
+        task.process(batch(feed.segment("recent", {"event": "page.viewed", "within": "1s"})))
+    )
+    asyncio.run(task.process(batch(feed.view("p1", "v1", _now(-0.5)))))
+    assert task.members == {"recent": 1}
+    due = task.state.due.get("p1")
+    assert due is not None
+    time.sleep(0.6)
+    producer.reject = lambda topic, *_: (
+        KafkaTimeoutError() if topic == task.topics.membership else None
+    )
+    with pytest.raises(KafkaTimeoutError):
+        asyncio.run(task.process([]))
+    assert task.state.due.get("p1") == due  # popped by the failed tick, put back
+    assert task.members == {"recent": 1}
+    producer.reject = lambda *_: None
+    asyncio.run(task.renew_producer())
+    asyncio.run(task.process([]))
+    assert task.members == {"recent": 0}
+    assert task.state.due.get("p1") != due  # fired (what remains is the history's expiry)
+
+
+def test_transaction_moves_only_forward(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path)
+    task = running_task(tmp_path, FakeProducer())
+    assert task.store is not None
+    state = PartitionState(SegmentRegistry(settings.history_retention))
+    txn = PartitionTransaction(task.store, state, lambda: state.registry)
+    txn.prepare()
+    with pytest.raises(IllegalTransactionState):
+        txn.prepare()
+    txn.flush(None)
+    with pytest.raises(IllegalTransactionState):
+        txn.rollback()
+    failed = PartitionTransaction(task.store, state, lambda: state.registry)
+    failed.rollback()
+    failed.rollback()  # twice is harmless
+    with pytest.raises(IllegalTransactionState):
+        failed.prepare()
+
+
+def test_task_states_move_only_along_legal_transitions(tmp_path: Path) -> None:
+    task = PartitionTask(0, settings_for(tmp_path), WorkerMetrics(), "t")
+    assert task.task_state is TaskState.CREATED and not task.ready
+    asyncio.run(task.close())
+    assert task.task_state is TaskState.CLOSED
+    with pytest.raises(IllegalTaskState):
+        asyncio.run(task.open())
+    running = running_task(tmp_path / "b", FakeProducer())
+    asyncio.run(running.suspend())
+    assert running.task_state is TaskState.SUSPENDED and running.store is None
+    with pytest.raises(IllegalTaskState):
+        running._move(TaskState.RUNNING)  # only through a restore

@@ -1,1 +1,2 @@
-"""The thin Faust shell around the pure engine: settings, topics, the app and its agents."""
+"""The stream shell around the pure engine: settings, topics, the worker loop and its parts
+(partition tasks and transactions, restore, ticks, status, catalogue), stores and metrics."""

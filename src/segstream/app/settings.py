@@ -32,7 +32,7 @@ class TopicNames:
     segments: str
     membership: str
     deadletter: str
-    #: Ticks and segment-version changes, co-partitioned with the inputs.
+    #: Segment-version changes for each partition, co-partitioned with the inputs.
     control: str
     #: Compacted changelog of the partition stores, co-partitioned with the inputs.
     changelog: str

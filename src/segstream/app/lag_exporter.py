@@ -13,11 +13,9 @@ import signal
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aiohttp import web
-
 from segstream.app.lag import LagReader
 from segstream.app.lag_metrics import LagMetrics
-from segstream.app.metrics import CONTENT_TYPE
+from segstream.app.web import HealthWeb
 
 __all__ = ["LagExporter"]
 
@@ -46,7 +44,7 @@ class LagExporter:
         self._port = port
         self._interval = poll_interval_s
         self._stopping = asyncio.Event()
-        self._runner: web.AppRunner | None = None
+        self._web: HealthWeb | None = None
         self.url: str | None = None
 
     def stop(self) -> None:
@@ -69,8 +67,8 @@ class LagExporter:
                 task.cancel()
             await asyncio.gather(polling, stopping, return_exceptions=True)
             await self._reader.stop()
-            if self._runner is not None:
-                await self._runner.cleanup()
+            if self._web is not None:
+                await self._web.stop()
             log.info("lag exporter stopped")
 
     async def _poll_loop(self) -> None:
@@ -94,44 +92,16 @@ class LagExporter:
                 await asyncio.wait_for(self._stopping.wait(), self._interval)
 
     async def _serve(self) -> None:
-        app = web.Application()
-        app.add_routes(
-            [
-                web.get("/metrics", self._handle_metrics),
-                web.get("/livez", self._handle_livez),
-                web.get("/readyz", self._handle_readyz),
-            ]
-        )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self._host, self._port)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        port = self._port
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or []
-        if sockets:
-            port = sockets[0].getsockname()[1]  # the OS's choice when asked for port 0
-        self.url = f"http://{self._host}:{port}"
-        log.info("lag exporter listening on %s", self.url)
-
-    async def _handle_metrics(self, request: web.Request) -> web.Response:
-        response = web.Response(body=self.metrics.render())
-        response.headers["Content-Type"] = CONTENT_TYPE
-        return response
-
-    async def _handle_livez(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "live"})
-
-    async def _handle_readyz(self, request: web.Request) -> web.Response:
         # Ready while the last poll succeeded: that is when /metrics tells the truth.
-        if self.metrics.snapshot is None:
-            return web.json_response({"status": "not ready"}, status=503)
-        return web.json_response({"status": "ready"})
+        self._web = HealthWeb(
+            self._host,
+            self._port,
+            self.metrics,
+            lambda: self.metrics.snapshot is not None,
+            name="lag exporter",
+        )
+        await self._web.start()
+        self.url = self._web.url
 
 
 async def _quietly(awaitable: Any) -> None:

@@ -5,14 +5,22 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from aiohttp import web
 
-from segstream.app.metrics import CONTENT_TYPE, WorkerMetrics
+from segstream.app.metrics import CONTENT_TYPE
 
 __all__ = ["HealthWeb"]
 
 log = logging.getLogger(__name__)
+
+
+class RendersMetrics(Protocol):
+    """Anything with metrics in the Prometheus text format."""
+
+    def render(self) -> bytes:
+        """The exposition text."""
 
 
 class HealthWeb:
@@ -22,15 +30,17 @@ class HealthWeb:
         self,
         host: str,
         port: int,
-        metrics: WorkerMetrics,
+        metrics: RendersMetrics,
         ready: Callable[[], bool],
         extra_routes: Iterable[web.AbstractRouteDef] = (),
+        name: str = "web",
     ) -> None:
         self.host = host
         self._requested_port = port
         self._metrics = metrics
         self._ready = ready
         self._extra_routes = list(extra_routes)
+        self._name = name
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -60,7 +70,8 @@ class HealthWeb:
         return app
 
     async def start(self) -> None:
-        """Bind and serve; logs `web listening on http://HOST:PORT` (tests and scripts parse it)."""
+        """Bind and serve; logs `<name> listening on http://HOST:PORT` (tests and scripts parse
+        it)."""
         # No access log: probes and scrapes every few seconds would drown the worker's own log.
         runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False)
         await runner.setup()
@@ -72,7 +83,7 @@ class HealthWeb:
             raise
         self._runner = runner
         self._port = _bound_port(runner, self._requested_port)
-        log.info("web listening on %s", self.url)
+        log.info("%s listening on %s", self._name, self.url)
 
     async def stop(self) -> None:
         """Stop serving; safe to call twice or before start()."""

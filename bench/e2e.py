@@ -717,23 +717,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"restore: {result['restore']}")
 
         # 3. Latency: the one-worker application again (restarted on its store), live events
-        # at shares of its measured throughput (the first share is the half).
-        pid = one.start("w1")
-        await one.wait_http_ready("w1", args.timeout)
-        result["timer_segment"] = await add_timer_segment(one, args.timeout)
-        result["latency"] = []
-        rate = single["events_per_s"] * args.latency_shares[0]
-        for i, share in enumerate(args.latency_shares):
-            run = await phase_latency(
-                one, args, single["events_per_s"] * share, summary.events_path, f"L{i}-"
-            )
-            run["share"] = share
-            result["latency"].append(run)
-            say(f"latency at {share}: {run['event_latency_ms']}")
-        rss, hwm = rss_bytes(pid)
-        result["footprint"]["worker_rss_after_latency_bytes"] = rss
-        result["footprint"]["worker_rss_hwm_latency_bytes"] = hwm
-        one.stop()
+        # at shares of its measured throughput (the first share is the half); none
+        # with --latency-shares "".
+        rate = single["events_per_s"] * (args.latency_shares or [0.5])[0]
+        if args.latency_shares:
+            pid = one.start("w1")
+            await one.wait_http_ready("w1", args.timeout)
+            result["timer_segment"] = await add_timer_segment(one, args.timeout)
+            result["latency"] = []
+            for i, share in enumerate(args.latency_shares):
+                run = await phase_latency(
+                    one, args, single["events_per_s"] * share, summary.events_path, f"L{i}-"
+                )
+                run["share"] = share
+                result["latency"].append(run)
+                say(f"latency at {share}: {run['event_latency_ms']}")
+            rss, hwm = rss_bytes(pid)
+            result["footprint"]["worker_rss_after_latency_bytes"] = rss
+            result["footprint"]["worker_rss_hwm_latency_bytes"] = hwm
+            one.stop()
 
         # 4. Backfill over the big workload (probe events at the same rate as phase 3).
         if args.backfill_profiles:

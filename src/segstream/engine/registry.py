@@ -390,6 +390,10 @@ class SegmentRegistry:
             rank = 0
             if segment is not None:
                 rank = 1 + max((self.rank.get(r, 0) for r in segment.refs), default=-1)
+            if rank > len(self.segments):
+                # Only a cycle ranks past the number of segments; callers validate against
+                # the installed definitions first, so this is a defect, not a spin.
+                raise ValueError(f"segment references form a cycle through '{current}'")
             if self.rank.get(current) != rank:
                 self.rank[current] = rank
                 pending.extend(self.dependents.get(current, ()))

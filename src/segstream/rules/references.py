@@ -7,7 +7,10 @@ from typing import Any
 
 from segstream.errors import Problem
 
-__all__ = ["reference_problems", "referenced_segments"]
+__all__ = ["draft_definitions", "reference_problems", "referenced_segments"]
+
+#: What an id a draft refers to, unknown here, stands for: a definition without references.
+_STAND_IN: Mapping[str, Any] = {"condition": {}}
 
 
 def referenced_segments(node: object) -> Iterator[str]:
@@ -78,3 +81,24 @@ def reference_problems(
             if chain is not None:
                 problems.append(Problem(path, _describe_cycle(segment_id, chain)))
     return problems
+
+
+def draft_definitions(
+    draft: object, defined: Mapping[str, Mapping[str, Any]]
+) -> Mapping[str, Mapping[str, Any]]:
+    """What to validate a preview draft against on a partition's owner: its current
+    definitions plus a stand-in without references for every id the draft names that is not
+    defined there. The owner may lag the catalogue the asking worker checked the draft
+    against (such a reference is false, as after a deletion, SPEC §4.3), but a reference that
+    closes a cycle through the owner's definitions is still rejected."""
+    if type(draft) is not dict:
+        return defined
+    own = draft.get("id")
+    missing = {
+        sid
+        for sid in referenced_segments(draft.get("condition"))
+        if sid not in defined and sid != own
+    }
+    if not missing:
+        return defined
+    return {**defined, **dict.fromkeys(missing, _STAND_IN)}

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from segstream.timefmt import parse_duration
 
-__all__ = ["MIB", "KafkaSecurity", "SettingsError", "TopicNames", "WorkerSettings"]
+__all__ = ["MIB", "KafkaSecurity", "SettingsError", "TopicNames", "WorkerSettings", "is_loopback"]
 
 MIB = 1024 * 1024
 #: Room for a dead letter's headers (SPEC §7) above the original record's size.
@@ -53,10 +57,25 @@ class KafkaSecurity:
     protocol: str = "PLAINTEXT"
     sasl_mechanism: str | None = None
     sasl_username: str | None = None
-    sasl_password: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+
+    def failure_hint(self) -> str:
+        """What to check when the brokers refuse this client (appended to the error)."""
+        if self.protocol.startswith("SASL"):
+            return (
+                f" (the brokers may have refused the credentials: check {PREFIX}SASL_USERNAME, "
+                f"{PREFIX}SASL_PASSWORD and {PREFIX}SASL_MECHANISM"
+                + (f", and {PREFIX}SSL_CAFILE)" if self.protocol == "SASL_SSL" else ")")
+            )
+        if self.protocol == "SSL":
+            return (
+                f" (TLS may have failed: check {PREFIX}SSL_CAFILE and, where the brokers "
+                f"require a client certificate, {PREFIX}SSL_CERTFILE and {PREFIX}SSL_KEYFILE)"
+            )
+        return ""
 
     def client_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for aiokafka clients."""
@@ -109,12 +128,24 @@ class WorkerSettings:
     log_level: str
     #: The URL peers use to reach this worker's HTTP API (None: the bound http://host:port).
     web_advertise: str | None = None
-    #: Bearer token the HTTP API requires for mutating endpoints (None: no token needed).
-    api_token: str | None = None
+    #: Bearer token every /api/... endpoint requires (None: no token needed, loopback only).
+    api_token: str | None = field(default=None, repr=False)
+    #: A second token that may only read (GET /api/... and preview); needs api_token.
+    api_read_token: str | None = field(default=None, repr=False)
+    #: The token workers send each other on /internal/... (None: derived from api_token).
+    api_peer_token: str | None = field(default=None, repr=False)
     #: Largest request body the HTTP API reads.
     api_max_body_bytes: int = 256 * 1024
-    #: Origins allowed by CORS (empty: CORS off).
+    #: Origins allowed by CORS, and to send writes (empty: CORS off, same-origin writes only).
     api_cors_origins: tuple[str, ...] = ()
+    #: Host header values the API and the page answer (empty: the bound and advertised names).
+    web_allowed_hosts: tuple[str, ...] = ()
+    #: URL patterns a peer's advertised web URL must match to be called (empty: see peers.py).
+    api_peer_urls: tuple[str, ...] = ()
+    #: Previews this worker runs at once (each of /api/segments/preview and /internal/preview).
+    api_max_previews: int = 2
+    #: Serve the API on a non-loopback address without a token (never in production).
+    web_insecure: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -146,7 +177,7 @@ class WorkerSettings:
             protocol=protocol,
             sasl_mechanism=reader.optional("SASL_MECHANISM"),
             sasl_username=reader.optional("SASL_USERNAME"),
-            sasl_password=reader.optional("SASL_PASSWORD"),
+            sasl_password=reader.secret("SASL_PASSWORD"),
             ssl_cafile=reader.optional("SSL_CAFILE"),
             ssl_certfile=reader.optional("SSL_CERTFILE"),
             ssl_keyfile=reader.optional("SSL_KEYFILE"),
@@ -179,12 +210,51 @@ class WorkerSettings:
             backfill_batch=reader.integer("BACKFILL_BATCH", 2000, minimum=1),
             max_batch_records=reader.integer("MAX_BATCH_RECORDS", 2000, minimum=1),
             log_level=reader.text("LOG_LEVEL", "info"),
-            web_advertise=reader.optional("WEB_ADVERTISE"),
-            api_token=reader.optional("API_TOKEN"),
+            web_advertise=_advertised_url(reader.optional("WEB_ADVERTISE")),
+            api_token=reader.secret("API_TOKEN"),
+            api_read_token=reader.secret("API_READ_TOKEN"),
+            api_peer_token=reader.secret("API_PEER_TOKEN"),
             api_max_body_bytes=reader.integer("API_MAX_BODY_BYTES", 256 * 1024, minimum=1024),
-            api_cors_origins=tuple(
-                o.strip() for o in reader.text("API_CORS_ORIGINS", "").split(",") if o.strip()
-            ),
+            api_cors_origins=reader.items("API_CORS_ORIGINS"),
+            web_allowed_hosts=tuple(h.lower() for h in reader.items("WEB_ALLOWED_HOSTS")),
+            api_peer_urls=reader.items("API_PEER_URLS"),
+            api_max_previews=reader.integer("API_MAX_PREVIEWS", 2, minimum=1),
+            web_insecure=reader.flag("WEB_INSECURE", default=False),
+        )._checked()
+
+    def _checked(self) -> WorkerSettings:
+        tokens = [t for t in (self.api_token, self.api_read_token, self.api_peer_token) if t]
+        if len(set(tokens)) != len(tokens):
+            raise SettingsError(
+                f"{PREFIX}API_TOKEN, {PREFIX}API_READ_TOKEN and {PREFIX}API_PEER_TOKEN "
+                "must differ from each other"
+            )
+        if self.api_token is None and (self.api_read_token or self.api_peer_token):
+            raise SettingsError(
+                f"{PREFIX}API_READ_TOKEN and {PREFIX}API_PEER_TOKEN need {PREFIX}API_TOKEN"
+            )
+        return self
+
+    @property
+    def peer_token(self) -> str | None:
+        """The token of /internal/... calls: API_PEER_TOKEN, else one derived from API_TOKEN."""
+        if self.api_peer_token is not None:
+            return self.api_peer_token
+        if self.api_token is None:
+            return None
+        # Distinct from the client token, so a peer (or whoever poses as one) never gets it.
+        return hmac.new(self.api_token.encode(), b"segstream peer v1", hashlib.sha256).hexdigest()
+
+    def web_exposure_problem(self) -> str | None:
+        """Why this worker must not serve its web port as configured (None: it may)."""
+        if not self.web_enabled or self.api_token is not None or self.web_insecure:
+            return None
+        if is_loopback(self.web_host):
+            return None
+        return (
+            f"{PREFIX}WEB_HOST={self.web_host} serves the API beyond this machine, so it needs "
+            f"{PREFIX}API_TOKEN (or {PREFIX}API_TOKEN_FILE); set {PREFIX}WEB_INSECURE=1 only "
+            "for a throwaway test setup"
         )
 
     def client_kwargs(self) -> dict[str, Any]:
@@ -206,6 +276,30 @@ class WorkerSettings:
         )
 
 
+def is_loopback(host: str) -> bool:
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1)."""
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _advertised_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SettingsError(f"{PREFIX}WEB_ADVERTISE must be an http:// or https:// URL")
+    if parts.username is not None or parts.password is not None:
+        raise SettingsError(f"{PREFIX}WEB_ADVERTISE must not carry a user or password")
+    if parts.query or parts.fragment or parts.path not in ("", "/"):
+        raise SettingsError(f"{PREFIX}WEB_ADVERTISE is scheme://host:port, with no path")
+    return url.rstrip("/")
+
+
 @dataclass(frozen=True)
 class _EnvReader:
     """Typed reads of `SEGSTREAM_*` variables with errors that name the variable."""
@@ -215,6 +309,28 @@ class _EnvReader:
     def optional(self, name: str) -> str | None:
         value = self.env.get(PREFIX + name, "").strip()
         return value or None
+
+    def secret(self, name: str) -> str | None:
+        """A secret from NAME, or from the file NAME_FILE names (a mounted Secret)."""
+        value = self.optional(name)
+        path = self.optional(f"{name}_FILE")
+        if value is not None and path is not None:
+            raise SettingsError(f"set {PREFIX}{name} or {PREFIX}{name}_FILE, not both")
+        if path is None:
+            return value
+        try:
+            text = Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SettingsError(
+                f"{PREFIX}{name}_FILE: cannot read {path}: {type(exc).__name__}"
+            ) from None
+        if not text:
+            raise SettingsError(f"{PREFIX}{name}_FILE: {path} is empty")
+        return text
+
+    def items(self, name: str) -> tuple[str, ...]:
+        """A comma-separated list (blanks dropped)."""
+        return tuple(i.strip() for i in self.text(name, "").split(",") if i.strip())
 
     def text(self, name: str, default: str) -> str:
         value = self.env.get(PREFIX + name, "").strip()

@@ -30,9 +30,13 @@ NOW = "2026-01-01T00:00:00Z"
 def http(
     method: str, url: str, body: Any = None, headers: dict[str, str] | None = None
 ) -> tuple[int, Any]:
-    """(status, decoded JSON body) of a request; errors are answers too."""
+    """(status, decoded JSON body) of a request (with the token unless `headers` are given,
+    JSON bodies as application/json); errors are answers too."""
     data = body if isinstance(body, bytes) or body is None else orjson.dumps(body)
-    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    sent = dict(AUTH if headers is None else headers)
+    if data is not None:
+        sent.setdefault("Content-Type", "application/json")
+    request = urllib.request.Request(url, data=data, method=method, headers=sent)
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             status, raw, kind = response.status, response.read(), response.headers

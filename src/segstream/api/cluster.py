@@ -63,8 +63,8 @@ class ClusterView:
 
         topics = self.settings.topics
         consumer = committed_reader(self.settings)
-        await consumer.start()
         try:
+            await consumer.start()
             parts = [TopicPartition(topics.segments, 0), TopicPartition(topics.status, 0)]
             consumer.assign(parts)
             await consumer.seek_to_beginning(*parts)

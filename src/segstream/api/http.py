@@ -1,13 +1,13 @@
-"""The HTTP shell of every endpoint: JSON errors, bearer auth, CORS and bounded bodies."""
+"""The HTTP shell of every endpoint: access checks, JSON errors, CORS and bounded bodies."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from segstream.api.access import Access, allowed_hosts, check_request
 from segstream.api.context import ApiContext
 from segstream.api.errors import ApiError
 from segstream.errors import Problem, SegstreamError
@@ -35,36 +35,23 @@ def cors_headers(ctx: ApiContext, request: web.Request) -> dict[str, str]:
     }
 
 
-def check_token(ctx: ApiContext, request: web.Request) -> None:
-    """401 unless the request carries the configured bearer token (constant-time compare)."""
-    token = ctx.settings.api_token
-    if not token:
-        return
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    ):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "this endpoint needs 'Authorization: Bearer <token>'",
-            headers={"WWW-Authenticate": 'Bearer realm="segstream"'},
-        )
-
-
-def endpoint(ctx: ApiContext, handler: Handler, *, auth: bool = False) -> Handler:
-    """Wrap a handler: auth when asked, every failure as JSON with a stable code, CORS."""
+def endpoint(ctx: ApiContext, handler: Handler, access: Access) -> Handler:
+    """Wrap a handler: Host, token, Origin and Content-Type checks (access.py), every failure
+    as JSON with a stable code, CORS headers."""
+    hosts = allowed_hosts(ctx.settings)
 
     async def wrapped(request: web.Request) -> web.StreamResponse:
         try:
-            if auth:
-                check_token(ctx, request)
+            check_request(ctx.settings, hosts, request, access)
             response = await handler(request)
         except ApiError as exc:
             response = exc.response()
         except SegstreamError as exc:
+            # The message may name brokers or topics: the log has it, the client does not.
             log.warning("%s %s: %s", request.method, request.path, exc)
-            response = ApiError(503, "backend_unavailable", str(exc)).response()
+            response = ApiError(
+                503, "backend_unavailable", "the backend is unavailable now; retry"
+            ).response()
         except Exception as exc:
             response = _unexpected(request, exc)
         response.headers.update(cors_headers(ctx, request))
@@ -78,7 +65,9 @@ def _unexpected(request: web.Request, exc: Exception) -> web.Response:
 
     if isinstance(exc, KafkaError):
         log.warning("%s %s: Kafka: %s", request.method, request.path, exc)
-        return ApiError(503, "kafka_unavailable", f"Kafka: {exc}").response()
+        return ApiError(
+            503, "kafka_unavailable", "Kafka is unavailable now; retry (see the worker's log)"
+        ).response()
     log.exception("%s %s failed", request.method, request.path)
     return ApiError(500, "internal", "internal error (see the worker's log)").response()
 

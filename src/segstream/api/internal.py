@@ -7,17 +7,16 @@ from aiohttp import web
 from segstream.api.context import ApiContext
 from segstream.api.errors import ApiError, invalid
 from segstream.api.http import read_json
-from segstream.api.limits import query_int
+from segstream.api.limits import MAX_SAMPLE, definition_limits, query_int
 from segstream.api.local import members_after, preview_partition, profile_view
 from segstream.api.reads import MAX_ACTIVITY, MAX_PAGE
 from segstream.errors import Problem
-from segstream.rules import validate_definition
 
 __all__ = ["InternalHandlers"]
 
 
 class InternalHandlers:
-    """Partition-local answers for peers (bearer token required when one is configured)."""
+    """Partition-local answers for peers (the peer token required when a token is configured)."""
 
     def __init__(self, ctx: ApiContext) -> None:
         self.ctx = ctx
@@ -61,16 +60,14 @@ class InternalHandlers:
         now, sample = body.get("now"), body.get("sample")
         if type(partition) is not int or type(now) is not int or type(sample) is not int:
             raise ApiError(400, "invalid_request", "partition, now and sample must be integers")
-        # Checked again (the engine compiles only what validation accepts); references were
-        # checked by the asking worker against the catalogue, which may be ahead of ours.
-        problems = [
-            p
-            for p in validate_definition(
-                draft, {}, history_retention=self.ctx.settings.history_retention
-            )
-            if not p.message.startswith("there is no segment '")
-        ]
-        if problems or not isinstance(draft, dict):
-            raise invalid("invalid_definition", problems)
-        part = await preview_partition(self.ctx.worker, partition, draft, now, sample)
+        if not isinstance(draft, dict):
+            raise ApiError(400, "invalid_request", "definition must be a JSON object")
+        if not 0 <= sample <= MAX_SAMPLE:
+            raise ApiError(400, "invalid_request", f"sample is from 0 to {MAX_SAMPLE}")
+        problems = definition_limits(draft)
+        if problems:
+            raise invalid("definition_too_large", problems)
+        # Validated again by preview_partition, against this owner's definitions.
+        with self.ctx.preview_slot(self.ctx.peer_previews):
+            part = await preview_partition(self.ctx.worker, partition, draft, now, sample)
         return web.json_response(part.as_json())

@@ -11,6 +11,8 @@ from segstream.errors import Problem
 __all__ = [
     "MAX_CONDITIONS",
     "MAX_DEFINITION_BYTES",
+    "MAX_SAMPLE",
+    "Slots",
     "count_conditions",
     "definition_limits",
     "query_int",
@@ -18,6 +20,8 @@ __all__ = [
 
 #: Largest definition accepted, as compact JSON.
 MAX_DEFINITION_BYTES = 64 * 1024
+#: Most matching profile ids a preview returns.
+MAX_SAMPLE = 100
 #: Most condition nodes (and/or/not, leaves and `where` property conditions) in one definition.
 MAX_CONDITIONS = 1000
 
@@ -68,3 +72,23 @@ def query_int(raw: str | None, name: str, default: int, low: int, high: int) -> 
     if not low <= value <= high:
         return Problem(name, f"must be an integer from {low} to {high}")
     return value
+
+
+class Slots:
+    """At most `size` holders at once; one more is refused at once (never queued), so a
+    flood of expensive requests cannot pile up work on the worker's event loop."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.held = 0
+
+    def take(self) -> bool:
+        """Take a slot; False when all are held."""
+        if self.held >= self.size:
+            return False
+        self.held += 1
+        return True
+
+    def give_back(self) -> None:
+        """Return a slot taken with `take`."""
+        self.held -= 1

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from segstream.api.errors import ApiError
+from segstream.api.errors import ApiError, invalid
 from segstream.app.settings import WorkerSettings
 from segstream.app.store import PartitionStore, profile_key
 from segstream.app.task import PartitionTask
 from segstream.engine.registry import CompiledSegment, SegmentRegistry
-from segstream.rules import condition_fingerprint
+from segstream.rules import condition_fingerprint, validate_definition
 from segstream.rules.compile import EvaluationContext
+from segstream.rules.references import draft_definitions
 from segstream.state.codec import decode_profile
 from segstream.state.profile import ProfileState
 from segstream.timefmt import format_instant
@@ -26,8 +28,10 @@ __all__ = [
     "profile_view",
 ]
 
-#: Profiles evaluated between two yields to the event loop.
+#: Most profiles evaluated between two yields to the event loop ...
 _CHUNK = 500
+#: ... and most seconds: live records and probes wait at most about this long for a preview.
+_SLICE_S = 0.02
 
 
 class WorkerView(Protocol):
@@ -90,10 +94,18 @@ class PreviewPart:
 
 
 def _compile_draft(owner: PartitionTask, draft: dict[str, Any]) -> CompiledSegment:
-    """A throwaway registry with the partition's definitions plus the draft; the draft's entry."""
+    """The draft checked against the partition's current definitions (a cycle through them
+    is a 422) and compiled alone in a throwaway registry: a `segment` reference reads the
+    profile's memberships, so the draft needs no other segment installed, and a preview
+    costs the draft's size, not the number of segments."""
+    problems = validate_definition(
+        draft,
+        draft_definitions(draft, owner.registry.definitions()),
+        history_retention=owner.registry.retention,
+    )
+    if problems:
+        raise invalid("invalid_definition", problems)
     registry = SegmentRegistry(owner.registry.retention)
-    for segment in owner.registry.segments.values():
-        registry.install(segment.definition, segment.version, segment.fingerprint)
     sid: str = draft["id"]
     version = owner.registry.versions.get(sid, 0) + 1
     return registry.install(draft, version, condition_fingerprint(draft["condition"]))
@@ -110,20 +122,22 @@ async def preview_partition(
     part = PreviewPart()
     cursor: str | None = None
     while ids := store.profile_ids_after(cursor, _CHUNK):
+        deadline = time.monotonic() + _SLICE_S
         for pid in ids:
+            cursor = pid
             state = _state(store, pid)
-            if state is None:
-                continue
-            part.profiles += 1
-            matches = bool(compiled.run(EvaluationContext(state, now, retention)))
-            member = sid in state.members
-            if matches:
-                part.matching += 1
-                if len(part.sample) < sample:
-                    part.sample.append(pid)
-            part.enter += matches and not member
-            part.leave += member and not matches
-        cursor = ids[-1]
+            if state is not None:
+                part.profiles += 1
+                matches = bool(compiled.run(EvaluationContext(state, now, retention)))
+                member = sid in state.members
+                if matches:
+                    part.matching += 1
+                    if len(part.sample) < sample:
+                        part.sample.append(pid)
+                part.enter += matches and not member
+                part.leave += member and not matches
+            if time.monotonic() > deadline:
+                break
         await asyncio.sleep(0)
         _still_owned(worker, partition, store)
     return part

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from segstream.api.access import Access
 from segstream.api.cluster import ClusterView
 from segstream.api.context import ApiContext
 from segstream.api.errors import ApiError
@@ -20,8 +21,10 @@ from segstream.app.settings import WorkerSettings
 
 __all__ = ["HttpApi", "Route"]
 
-#: (method, path template as in the OpenAPI document, needs the token when one is set)
+#: (method, path template as in the OpenAPI document, needs a token when one is set)
 Route = tuple[str, str, bool]
+
+_READ, _WRITE, _PEER = Access.READ, Access.WRITE, Access.PEER
 
 
 class HttpApi:
@@ -32,44 +35,46 @@ class HttpApi:
         segments = SegmentHandlers(self.ctx)
         reads = ReadHandlers(self.ctx)
         internal = InternalHandlers(self.ctx)
-        # (method, aiohttp path, OpenAPI path, handler, auth)
-        self._table: list[tuple[str, str, str, Handler, bool]] = [
-            ("GET", "/api/segments", "/api/segments", segments.list, False),
-            ("POST", "/api/segments", "/api/segments", segments.create, True),
-            ("POST", "/api/segments/preview", "/api/segments/preview", segments.preview, False),
-            ("GET", "/api/segments/{id}", "/api/segments/{id}", segments.get, False),
-            ("PUT", "/api/segments/{id}", "/api/segments/{id}", segments.replace, True),
-            ("DELETE", "/api/segments/{id}", "/api/segments/{id}", segments.delete, True),
+        # (method, aiohttp path, OpenAPI path, handler, access). With a token configured,
+        # every route needs one: profiles and members are personal data, and a preview costs
+        # a pass over every profile.
+        self._table: list[tuple[str, str, str, Handler, Access]] = [
+            ("GET", "/api/segments", "/api/segments", segments.list, _READ),
+            ("POST", "/api/segments", "/api/segments", segments.create, _WRITE),
+            ("POST", "/api/segments/preview", "/api/segments/preview", segments.preview, _READ),
+            ("GET", "/api/segments/{id}", "/api/segments/{id}", segments.get, _READ),
+            ("PUT", "/api/segments/{id}", "/api/segments/{id}", segments.replace, _WRITE),
+            ("DELETE", "/api/segments/{id}", "/api/segments/{id}", segments.delete, _WRITE),
             (
                 "GET",
                 "/api/segments/{id}/members",
                 "/api/segments/{id}/members",
                 reads.members,
-                False,
+                _READ,
             ),
             (
                 "GET",
                 "/api/profiles/{profile_id:(?s:.+)}",
                 "/api/profiles/{id}",
                 reads.profile,
-                False,
+                _READ,
             ),
-            ("GET", "/api/openapi.yaml", "/api/openapi.yaml", self._openapi, False),
+            ("GET", "/api/openapi.yaml", "/api/openapi.yaml", self._openapi, _READ),
             (
                 "GET",
                 "/internal/partitions/{partition}/segments/{id}/members",
                 "",
                 internal.members,
-                True,
+                _PEER,
             ),
             (
                 "GET",
                 "/internal/partitions/{partition}/profiles/{profile_id:(?s:.+)}",
                 "",
                 internal.profile,
-                True,
+                _PEER,
             ),
-            ("POST", "/internal/preview", "", internal.preview, True),
+            ("POST", "/internal/preview", "", internal.preview, _PEER),
         ]
 
     def set_url(self, url: str) -> None:
@@ -78,15 +83,15 @@ class HttpApi:
 
     def public_routes(self) -> list[Route]:
         """(method, OpenAPI path, auth) of every public endpoint: what the OpenAPI documents."""
-        return [(m, doc, auth) for m, _, doc, _, auth in self._table if doc]
+        return [(m, doc, access is not Access.OPEN) for m, _, doc, _, access in self._table if doc]
 
     def routes(self) -> list[web.RouteDef]:
         """aiohttp route definitions, with JSON 404/405 (and CORS preflight) for any other path."""
         defs = [
-            web.route(method, path, endpoint(self.ctx, handler, auth=auth))
-            for method, path, _, handler, auth in self._table
+            web.route(method, path, endpoint(self.ctx, handler, access))
+            for method, path, _, handler, access in self._table
         ]
-        fallback = endpoint(self.ctx, self._fallback)
+        fallback = endpoint(self.ctx, self._fallback, Access.OPEN)
         # Last: anything no route took (the probes come first) gets a JSON 404 or 405.
         defs.append(web.route("*", "/{tail:(?s:.*)}", fallback))
         return defs

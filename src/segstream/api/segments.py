@@ -12,7 +12,7 @@ from segstream.api.context import ApiContext
 from segstream.api.errors import ApiError, invalid, not_found
 from segstream.api.forward import call_owner
 from segstream.api.http import read_json
-from segstream.api.limits import definition_limits, query_int
+from segstream.api.limits import MAX_SAMPLE, definition_limits, query_int
 from segstream.api.local import PreviewPart, preview_partition
 from segstream.api.writer import ApiSegmentWriter, SegmentExists
 from segstream.app.segment_writer import Applied, UnknownSegment
@@ -92,7 +92,11 @@ class SegmentHandlers:
 
     async def preview(self, request: web.Request) -> web.Response:
         """POST /api/segments/preview: evaluate a draft on every partition; writes nothing."""
-        sample = query_int(request.query.get("sample"), "sample", 20, 0, 100)
+        with self.ctx.preview_slot(self.ctx.previews):
+            return await self._preview(request)
+
+    async def _preview(self, request: web.Request) -> web.Response:
+        sample = query_int(request.query.get("sample"), "sample", 20, 0, MAX_SAMPLE)
         if isinstance(sample, Problem):
             raise invalid("invalid_parameter", [sample])
         raw = await self._definition(request)

@@ -94,7 +94,7 @@ def test_mutations_need_the_token_and_internal_endpoints_too() -> None:
 
 
 def test_bodies_are_bounded_and_must_be_json() -> None:
-    auth = {"Authorization": "Bearer s3cret"}
+    auth = {"Authorization": "Bearer s3cret", "Content-Type": "application/json"}
 
     async def check(session: aiohttp.ClientSession, url: str) -> None:
         status, body, _ = await call(
@@ -117,7 +117,7 @@ def test_bodies_are_bounded_and_must_be_json() -> None:
         wide = {"or": [{"trait": "x", "op": "exists"}] * 100}
         definition = {"id": "a", "name": "A", "condition": {"and": [wide] * 11}}
         status, body, _ = await call(
-            session, "POST", f"{url}/api/segments/preview", json=definition
+            session, "POST", f"{url}/api/segments/preview", json=definition, headers=auth
         )
         assert status == 413  # 11 x 100 conditions are over the 4 KiB body limit here
 

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["kafka_broker"]
+pytest_plugins = ["kafka_broker", "secured_broker"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,6 +2,7 @@
 # A real single-node Apache Kafka broker (KRaft) for development and tests, without Docker.
 #
 #   kafka.sh start|stop|status|restart|fetch [--data-dir DIR] [--port N] [--controller-port N]
+#            [--tls-dir DIR --sasl-ssl-port N --ssl-port N --scram-user NAME:PASSWORD]
 #
 # The broker's jars come from Maven Central through Maven, once, into a cache outside the
 # repository; the broker's data, log and pid file live in a data directory the caller picks.
@@ -15,6 +16,18 @@
 #   SEGSTREAM_KAFKA_HEAP             JVM heap, -Xmx (default 768m; -Xms is 512m or less)
 #   SEGSTREAM_KAFKA_START_TIMEOUT    seconds to wait for the broker to come up (default 90)
 #   SEGSTREAM_MAVEN_REPO             Maven local repository (default: Maven's own, ~/.m2/repository)
+#
+# Secured listeners (each off unless its port is given; the PLAINTEXT listener on 127.0.0.1
+# stays, as the inter-broker listener):
+#   SEGSTREAM_KAFKA_TLS_DIR          folder with broker.pem (the broker's private key, unencrypted
+#                                    PKCS#8, then its certificate chain) and ca.pem (the CA that
+#                                    signs client certificates)
+#   SEGSTREAM_KAFKA_SASL_SSL_PORT    a SASL_SSL listener on 127.0.0.1 (SCRAM-SHA-512)
+#   SEGSTREAM_KAFKA_SSL_PORT         an SSL listener on 127.0.0.1 that requires a client
+#                                    certificate signed by ca.pem (mutual TLS)
+#   SEGSTREAM_KAFKA_SCRAM_USER       NAME:PASSWORD of the SCRAM-SHA-512 user written into the
+#                                    metadata when the storage is formatted (KRaft: before the
+#                                    broker first runs)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -28,6 +41,10 @@ port="${SEGSTREAM_KAFKA_PORT:-9092}"
 controller_port="${SEGSTREAM_KAFKA_CONTROLLER_PORT:-9093}"
 heap="${SEGSTREAM_KAFKA_HEAP:-768m}"
 start_timeout="${SEGSTREAM_KAFKA_START_TIMEOUT:-90}"
+tls_dir="${SEGSTREAM_KAFKA_TLS_DIR:-}"
+sasl_ssl_port="${SEGSTREAM_KAFKA_SASL_SSL_PORT:-}"
+ssl_port="${SEGSTREAM_KAFKA_SSL_PORT:-}"
+scram_user="${SEGSTREAM_KAFKA_SCRAM_USER:-}"
 stop_timeout=30
 
 die() {
@@ -46,6 +63,10 @@ parse_flags() {
             --data-dir) data_dir="${2:?--data-dir needs a value}"; shift 2 ;;
             --port) port="${2:?--port needs a value}"; shift 2 ;;
             --controller-port) controller_port="${2:?--controller-port needs a value}"; shift 2 ;;
+            --tls-dir) tls_dir="${2:?--tls-dir needs a value}"; shift 2 ;;
+            --sasl-ssl-port) sasl_ssl_port="${2:?--sasl-ssl-port needs a value}"; shift 2 ;;
+            --ssl-port) ssl_port="${2:?--ssl-port needs a value}"; shift 2 ;;
+            --scram-user) scram_user="${2:?--scram-user needs a value}"; shift 2 ;;
             *) usage ;;
         esac
     done
@@ -53,6 +74,14 @@ parse_flags() {
     pid_file="$data_dir/kafka.pid"
     log_file="$data_dir/kafka.log"
     config_file="$data_dir/server.properties"
+    if [[ -n "$sasl_ssl_port$ssl_port" ]]; then
+        [[ -n "$tls_dir" && -f "$tls_dir/broker.pem" && -f "$tls_dir/ca.pem" ]] \
+            || die "secured listeners need --tls-dir DIR with broker.pem and ca.pem"
+        tls_dir="$(cd "$tls_dir" && pwd)"
+    fi
+    if [[ -n "$sasl_ssl_port" && "$scram_user" != *:* ]]; then
+        die "a SASL_SSL listener needs --scram-user NAME:PASSWORD"
+    fi
 }
 
 need_java() {
@@ -105,16 +134,26 @@ port_open() {
 }
 
 write_config() {
+    local listeners="PLAINTEXT://127.0.0.1:$port"
+    local protocols="PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+    if [[ -n "$sasl_ssl_port" ]]; then
+        listeners+=",SASL_SSL://127.0.0.1:$sasl_ssl_port"
+        protocols+=",SASL_SSL:SASL_SSL"
+    fi
+    if [[ -n "$ssl_port" ]]; then
+        listeners+=",SSL://127.0.0.1:$ssl_port"
+        protocols+=",SSL:SSL"
+    fi
     cat >"$config_file" <<EOF
 # Written by deploy/kafka-local/kafka.sh; rewritten on every start.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$data_dir/logs
 # One node: every internal topic has one replica. Few internal partitions make the first
 # consumer group and the first transaction start fast.
@@ -136,6 +175,25 @@ num.network.threads=2
 num.io.threads=4
 num.recovery.threads.per.data.dir=1
 EOF
+    if [[ -n "$sasl_ssl_port" ]]; then
+        cat >>"$config_file" <<EOF
+# SASL_SSL: TLS with the broker's certificate, then SCRAM-SHA-512 (users live in the metadata).
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$tls_dir/broker.pem
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+    fi
+    if [[ -n "$ssl_port" ]]; then
+        cat >>"$config_file" <<EOF
+# SSL: mutual TLS; a client without a certificate signed by ca.pem is refused.
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$tls_dir/broker.pem
+listener.name.ssl.ssl.truststore.type=PEM
+listener.name.ssl.ssl.truststore.location=$tls_dir/ca.pem
+listener.name.ssl.ssl.client.auth=required
+EOF
+    fi
 }
 
 format_storage() {
@@ -148,8 +206,13 @@ format_storage() {
     while [[ "$cluster_id" == -* ]]; do
         cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | cut -c1-22)"
     done
+    local scram=()
+    if [[ -n "$sasl_ssl_port" ]]; then
+        scram=(--add-scram "SCRAM-SHA-512=[name=${scram_user%%:*},password=${scram_user#*:}]")
+    fi
     java -cp "$libs_dir/*" -Dlog4j2.configurationFile="$here/log4j2.properties" \
-        kafka.tools.StorageTool format -t "$cluster_id" -c "$config_file" >>"$log_file" 2>&1 \
+        kafka.tools.StorageTool format -t "$cluster_id" -c "$config_file" "${scram[@]}" \
+        >>"$log_file" 2>&1 \
         || { tail -n 20 "$log_file" >&2; die "formatting storage in $data_dir/logs failed"; }
 }
 
@@ -164,6 +227,10 @@ cmd_start() {
     port_open "$port" && die "port $port on 127.0.0.1 is taken by another process; set SEGSTREAM_KAFKA_PORT"
     port_open "$controller_port" \
         && die "port $controller_port on 127.0.0.1 is taken; set SEGSTREAM_KAFKA_CONTROLLER_PORT"
+    local extra
+    for extra in $sasl_ssl_port $ssl_port; do
+        port_open "$extra" && die "port $extra on 127.0.0.1 is taken by another process"
+    done
     mkdir -p "$data_dir/logs"
     write_config
     format_storage

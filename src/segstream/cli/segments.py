@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from segstream.app.settings import WorkerSettings
     from segstream.app.status_view import SegmentRow
 
-__all__ = ["load_settings", "run_kafka", "segments"]
+__all__ = ["kafka_errors", "load_settings", "run_kafka", "segments"]
 
 _T = TypeVar("_T")
 
@@ -31,18 +32,28 @@ def load_settings() -> WorkerSettings:
         raise click.UsageError(str(exc)) from exc
 
 
-def run_kafka(settings: WorkerSettings, coroutine: Coroutine[Any, Any, _T]) -> _T:
-    """Run a coroutine that talks to Kafka; its expected failures become one-line errors."""
+@contextmanager
+def kafka_errors(settings: WorkerSettings) -> Iterator[None]:
+    """Turn the expected failures of talking to Kafka into one-line errors (exit status 1)."""
     from aiokafka.errors import KafkaConnectionError, KafkaError
 
     try:
-        return asyncio.run(coroutine)
+        yield
     except SegstreamError as exc:
         raise click.ClickException(str(exc)) from None
     except KafkaConnectionError as exc:
-        raise click.ClickException(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+        raise click.ClickException(
+            f"cannot reach Kafka at {settings.bootstrap} over {settings.security.protocol}: "
+            f"{exc}{settings.security.failure_hint()}"
+        ) from None
     except KafkaError as exc:
         raise click.ClickException(f"Kafka error: {exc}") from None
+
+
+def run_kafka(settings: WorkerSettings, coroutine: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine that talks to Kafka; its expected failures become one-line errors."""
+    with kafka_errors(settings):
+        return asyncio.run(coroutine)
 
 
 @click.group()

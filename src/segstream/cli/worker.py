@@ -25,28 +25,36 @@ def worker(create_topics_only: bool) -> None:
         message_limits,
         topic_specs,
     )
+    from segstream.cli.segments import kafka_errors
 
     try:
         settings = WorkerSettings.from_env()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
+    exposure = settings.web_exposure_problem()
+    if exposure is not None and not create_topics_only:
+        raise click.UsageError(exposure)
     configure_logging(settings.log_level)
-    created = asyncio.run(
-        create_topics(settings.client_kwargs(), topic_specs(settings), settings.replication_factor)
-    )
-    for name in created:
-        click.echo(f"created topic {name}", err=True)
-    # Topics made before (or by hand) may be too small for what the worker writes there.
-    asyncio.run(ensure_message_limits(settings.client_kwargs(), message_limits(settings)))
+    with kafka_errors(settings):
+        created = asyncio.run(
+            create_topics(
+                settings.client_kwargs(), topic_specs(settings), settings.replication_factor
+            )
+        )
+        for name in created:
+            click.echo(f"created topic {name}", err=True)
+        # Topics made before (or by hand) may be too small for what the worker writes there.
+        asyncio.run(ensure_message_limits(settings.client_kwargs(), message_limits(settings)))
     if create_topics_only:
         return
 
     from segstream.cli.compose import build_worker
 
     worker_, web = build_worker(settings)
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is optional
-        asyncio.run(worker_.run(web))
-    else:
-        uvloop.run(worker_.run(web))
+    with kafka_errors(settings):
+        try:
+            import uvloop
+        except ImportError:  # pragma: no cover - uvloop is optional
+            asyncio.run(worker_.run(web))
+        else:
+            uvloop.run(worker_.run(web))

@@ -153,7 +153,10 @@ def alert_operands(expr: str) -> list[str]:
 
 def settings_variables() -> set[str]:
     """SEGSTREAM_* variables WorkerSettings.from_env reads (from its source)."""
-    names = re.findall(r'reader\.\w+\(\s*"([A-Z0-9_]+)"', SETTINGS_SOURCE.read_text())
+    source = SETTINGS_SOURCE.read_text()
+    names = re.findall(r'reader\.\w+\(\s*"([A-Z0-9_]+)"', source)
+    # A secret may also come from the file NAME_FILE names.
+    names += [f"{n}_FILE" for n in re.findall(r'reader\.secret\(\s*"([A-Z0-9_]+)"', source)]
     return {f"SEGSTREAM_{name}" for name in names}
 
 

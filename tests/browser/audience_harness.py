@@ -47,6 +47,8 @@ def http(method: str, url: str, body: Any = None, token: str | None = TOKEN) -> 
     """(status, decoded JSON) of an API call; errors are answers too."""
     data = None if body is None else orjson.dumps(body)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if data is not None:
+        headers["Content-Type"] = "application/json"
     request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:

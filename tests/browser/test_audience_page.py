@@ -330,3 +330,17 @@ def test_every_node_and_operator_loads_and_saves_unchanged(
     assert orjson.loads(shown)["and"][1] == {
         "not": {"and": [EVERYTHING["and"][1], {"segment": "everything-base"}]}
     }
+
+
+def test_the_page_asks_for_the_token_before_it_shows_any_data(
+    page: Page, audience: Audience
+) -> None:
+    audience.create(women_in_north_america("token-gate", "Token gate"))
+    # Reads need the token too: no segment (and no member) is shown without it.
+    expect(page.locator("#connection")).to_contain_text("needs an API token", timeout=SLOW)
+    expect(segment_item(page, "Token gate")).to_have_count(0)
+    page.get_by_label("API token").fill("not-" + TOKEN)
+    expect(page.locator("#connection")).to_contain_text("refuses this API token", timeout=SLOW)
+    enter_token(page)
+    expect(segment_item(page, "Token gate")).to_have_count(1, timeout=SLOW)
+    expect(page.locator("#connection")).to_have_text("")

@@ -114,7 +114,16 @@ function renderList() {
 
 function setConnection(error) {
   const element = $("connection");
-  element.textContent = error ? `Cannot reach the worker (${error.message}); retrying…` : "";
+  let text = "";
+  if (error && error.status === 401) {
+    // Every API call needs the token once the worker has one: reads too.
+    text = getToken()
+      ? "The worker refuses this API token: check the one entered above."
+      : "The worker needs an API token: enter it in “API token” above.";
+  } else if (error) {
+    text = `Cannot reach the worker (${error.message}); retrying…`;
+  }
+  element.textContent = text;
   element.classList.toggle("bad", Boolean(error));
 }
 
@@ -370,6 +379,12 @@ async function runPreview() {
       showErrors(error.errors);
       const count = error.errors.length || 1;
       $("preview-matching").textContent = `No preview: ${count} ${count === 1 ? "problem is" : "problems are"} marked in the form.`;
+    } else if (error.status === 429) {
+      // The worker runs as many previews as it allows: try again shortly.
+      $("preview-matching").textContent = "No preview yet: the worker is busy; retrying…";
+      schedulePreview(1000);
+    } else if (error.status === 401) {
+      $("preview-matching").textContent = "No preview: the worker needs an API token (enter it at the top).";
     } else {
       $("preview-matching").textContent = `No preview now: ${error.message}.`;
     }
@@ -480,7 +495,14 @@ async function confirmDelete() {
 function start() {
   const token = $("api-token");
   token.value = getToken();
-  token.addEventListener("input", () => setToken(token.value.trim()));
+  token.addEventListener("input", () => {
+    setToken(token.value.trim());
+    // Show at once what the new token opens (the list, the members, the preview).
+    refreshList()
+      .then(() => (state.selected ? refreshMembers() : undefined))
+      .catch((error) => setConnection(error));
+    if (state.editor) schedulePreview();
+  });
   $("new-segment").addEventListener("click", () => {
     state.returnFocus = $("new-segment");
     openEditor("new", null);

@@ -70,7 +70,8 @@ def allowed_hosts(settings: WorkerSettings) -> tuple[str, ...]:
     """SEGSTREAM_WEB_ALLOWED_HOSTS, else the bound and advertised names (and, on a loopback
     or wildcard bind, localhost; on a wildcard bind, this machine's names)."""
     if settings.web_allowed_hosts:
-        return settings.web_allowed_hosts
+        # A port written with a name is ignored: the port is the one this worker listens on.
+        return tuple(h if h.startswith("*") else host_name(h) for h in settings.web_allowed_hosts)
     names: set[str] = set()
     bound = settings.web_host.strip().lower()
     if bound in _WILDCARDS:

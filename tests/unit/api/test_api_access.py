@@ -166,6 +166,7 @@ def test_a_host_allow_list_replaces_the_default() -> None:
         for host, allowed in (
             ("segstream.example", True),
             ("w1.pods.example:6066", True),
+            ("segstream.example:1", True),
             ("pods.example", False),
             ("127.0.0.1", False),
         ):
@@ -174,7 +175,7 @@ def test_a_host_allow_list_replaces_the_default() -> None:
             )
             assert (status == 421) is not allowed, (host, body)
 
-    serve(check, WEB_ALLOWED_HOSTS="segstream.example,*.pods.example")
+    serve(check, WEB_ALLOWED_HOSTS="segstream.example:6066,*.pods.example")
 
 
 def test_preflight_needs_no_token() -> None:

@@ -122,7 +122,16 @@ def test_worker_cli_and_api_end_to_end(secured: tuple[str, WorkerCluster], tmp_p
     assert listed.returncode == 0 and "vip" in listed.stdout, (protocol, listed)
 
 
-def test_wrong_credentials_fail_fast_and_say_why(secured_broker: SecuredBroker) -> None:
+def test_wrong_credentials_fail_fast_and_say_why(
+    secured_broker: SecuredBroker, tmp_path: Path
+) -> None:
+    events = tmp_path / "events.jsonl"
+    events.write_text(
+        '{"id": "e1", "type": "profile.updated", "profile_id": "p1",'
+        ' "at": "2026-01-01T00:00:00Z", "traits": {}}\n'
+    )
+    segments = tmp_path / "segments.json"
+    segments.write_text('{"id": "s", "name": "S", "condition": {"trait": "x", "op": "exists"}}')
     cases = [
         (secured_broker.sasl_env(password="not-the-password"), "SEGSTREAM_SASL_PASSWORD"),
         (secured_broker.mtls_env(certificate=False), "SEGSTREAM_SSL_CERTFILE"),
@@ -136,7 +145,13 @@ def test_wrong_credentials_fail_fast_and_say_why(secured_broker: SecuredBroker) 
         ),
     ]
     for env, setting in cases:
-        for args in (("segments", "list"), ("worker",), ("tail", "--timeout", "30")):
+        for args in (
+            ("segments", "list"),
+            ("segments", "apply", str(segments)),
+            ("produce", str(events)),
+            ("tail", "--timeout", "30"),
+            ("worker",),
+        ):
             started = time.monotonic()
             result = segstream(
                 {**env, "SEGSTREAM_TOPIC_PREFIX": "wrong", "SEGSTREAM_WEB_PORT": "0"},

@@ -174,7 +174,11 @@ async def _produce_file(settings: WorkerSettings, path: Path, rate: float, count
     main_task = asyncio.current_task()
     assert main_task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)
-    await producer.start()
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()  # a refused start (credentials, TLS) leaves connections to close
+        raise
     sender = _Sender(settings, producer, rate, counts)
     try:
         counts.started = time.monotonic()

@@ -23,7 +23,11 @@ from segstream.app.settings import TopicNames
 from segstream.engine.membership import MembershipChange
 from segstream.errors import InvalidRecord
 
-__all__ = ["RecordCollector", "SendRejected", "wall_us"]
+__all__ = ["RecordCollector", "Rejected", "SendRejected", "wall_us"]
+
+
+#: How long the other deliveries of a failed transaction may take to settle.
+SETTLE_S = 2.0
 
 
 def wall_us() -> int:
@@ -48,16 +52,32 @@ def _record_errors() -> tuple[type[BaseException], ...]:
     return tuple(e for e in found if isinstance(e, type) and issubclass(e, BaseException))
 
 
-class SendRejected(Exception):
-    """A record of the transaction can never be written; the transaction must not commit."""
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """One record of a transaction that the broker (or the client) refused."""
 
-    def __init__(self, topic: str, kind: str, key: bytes | None, cause: BaseException) -> None:
-        self.topic = topic
-        #: Which of the partition's outputs: changelog, membership or deadletter.
-        self.kind = kind
-        self.key = key
+    topic: str
+    #: Which of the partition's outputs: changelog, membership, deadletter (or other).
+    kind: str
+    key: bytes | None
+    size: int
+
+
+class SendRejected(Exception):
+    """Records of the transaction can never be written; the transaction must not commit.
+
+    `rejected` lists them largest first. The broker refuses a whole produce batch, so the
+    records of the same batch that are fine are listed with the one at fault.
+    """
+
+    def __init__(self, rejected: list[Rejected], cause: BaseException) -> None:
+        self.rejected = sorted(rejected, key=lambda r: -r.size)
+        first = self.rejected[0]
+        self.topic = first.topic
+        self.kind = first.kind
+        self.key = first.key
         self.cause = cause
-        super().__init__(f"{topic}: {type(cause).__name__}: {cause}")
+        super().__init__(f"{first.topic}: {type(cause).__name__}: {cause}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +156,7 @@ class RecordCollector:
                 )
             except rejected as exc:
                 # Refused by the client before it went anywhere (larger than max_request_size).
-                raise SendRejected(record.topic, self._kind(record.topic), record.key, exc) from exc
+                raise SendRejected([self._rejected(record)], exc) from exc
             self._sent.append((record, future))
 
     async def confirm(self) -> int | None:
@@ -145,19 +165,28 @@ class RecordCollector:
         Raises `SendRejected` for a record the broker will never take, or the delivery's
         own error for anything else. Either way the transaction must be aborted.
         """
+        futures = [future for _, future in self._sent]
         try:
-            await asyncio.gather(*(future for _, future in self._sent))
-        except BaseException:
+            await asyncio.gather(*futures)
+        except BaseException as first:
+            # The broker fails a whole produce batch at once, and the caller tells its
+            # records apart: let the others of the failing batch settle (briefly: an
+            # idempotent producer retries a transport error without end).
+            await asyncio.wait(futures, timeout=SETTLE_S)
             self._retrieve_all()
-            rejected = _record_errors()
-            for record, future in self._sent:
-                if future.done() and not future.cancelled():
-                    error = future.exception()
-                    if isinstance(error, rejected):
-                        raise SendRejected(
-                            record.topic, self._kind(record.topic), record.key, error
-                        ) from error
-            raise
+            record_errors = _record_errors()
+            refused = [
+                (record, future.exception())
+                for record, future in self._sent
+                if future.done()
+                and not future.cancelled()
+                and isinstance(future.exception(), record_errors)
+            ]
+            if refused:
+                cause = refused[0][1]
+                assert cause is not None
+                raise SendRejected([self._rejected(r) for r, _ in refused], cause) from cause
+            raise first
         offsets = [
             future.result().offset
             for record, future in self._sent
@@ -176,6 +205,10 @@ class RecordCollector:
             self._metrics.dead_letter(kind)
         for change in self._changes:
             self._metrics.membership_change(change.segment_id, change.entered)
+
+    def _rejected(self, record: _Outgoing) -> Rejected:
+        size = len(record.key or b"") + len(record.value or b"")
+        return Rejected(record.topic, self._kind(record.topic), record.key, size)
 
     def _kind(self, topic: str) -> str:
         topics = self._topics

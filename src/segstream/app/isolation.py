@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from segstream.app.collector import SendRejected
+from segstream.app.collector import Rejected, SendRejected
 from segstream.app.store import profile_key
 from segstream.app.task import Isolation, PartitionTask, RecordFailed, RecordKey, record_key
 from segstream.errors import ProfileProcessingError
@@ -62,33 +62,68 @@ async def _run(task: PartitionTask, batch: Batch, isolated: dict[RecordKey, Isol
             task.metrics.batch_retry("profile")
         except SendRejected as exc:
             task.metrics.batch_retry("rejected")
-            profile_id = _rejected_profile(task, exc)
-            # Only a record of that profile (or one of its timers) writes its state or its
-            # transitions: with one such record, that is the one; with none, a timer.
-            suspects = (
-                [m for m in records if m.key == profile_id.encode()]
-                if profile_id is not None
-                else records
-            )
-            live = [m for m in suspects if record_key(m) not in isolated]
-            if profile_id is not None and not live and not _is_isolated_output(task, exc):
-                task.quarantine(ProfileProcessingError(profile_id, "timer", exc))
-            elif len(suspects) == 1:
-                key = record_key(suspects[0])
-                isolated[key] = _worsen(isolated.get(key), exc)
-                log.error("partition %d: record isolated: %s", task.partition, exc)
-            elif not records:
-                raise IsolationExhausted(
-                    f"partition {task.partition}: a tick's record was rejected: {exc}"
-                ) from exc
-            else:
-                await task.renew_producer()
-                first, second = _halves(batch)
-                await _run(task, first, isolated)
-                await _run(task, second, isolated)
+            if await _rejected(task, batch, records, isolated, exc):
                 return
         await task.renew_producer()
     raise IsolationExhausted(f"partition {task.partition}: the batch still fails")
+
+
+async def _rejected(
+    task: PartitionTask,
+    batch: Batch,
+    records: list[Any],
+    isolated: dict[RecordKey, Isolation],
+    exc: SendRejected,
+) -> bool:
+    """Act on a rejection; True when the batch was done (by halves) here."""
+    # The broker refuses a whole produce batch: with several records refused, the largest is
+    # the likely cause, but only a batch of one record proves which record produced it.
+    profiles = list(dict.fromkeys(p for r in exc.rejected if (p := _rejected_profile(task, r))))
+    if not records:
+        if not profiles:
+            raise IsolationExhausted(
+                f"partition {task.partition}: a tick's record was rejected: {exc}"
+            ) from exc
+        task.quarantine(ProfileProcessingError(profiles[0], "timer", exc))
+        return False
+    if len(exc.rejected) == 1:
+        profile_id = profiles[0] if profiles else None
+        # Only a record of that profile (or one of its timers) writes its state or its
+        # transitions: with one such record, that is the one; with none, a timer.
+        suspects = (
+            [m for m in records if m.key == profile_id.encode()]
+            if profile_id is not None
+            else records
+        )
+        live = [m for m in suspects if record_key(m) not in isolated]
+        if profile_id is not None and not live:
+            task.quarantine(ProfileProcessingError(profile_id, "timer", exc))
+            return False
+        if len(suspects) == 1:
+            _isolate(task, isolated, suspects[0], exc)
+            return False
+    elif len(records) == 1:
+        own = (records[0].key or b"").decode(errors="replace")
+        others = [p for p in profiles if p != own]
+        if others:
+            # A timer of another profile fired in this batch and wrote that: drop it first.
+            task.quarantine(ProfileProcessingError(others[0], "timer", exc))
+        else:
+            _isolate(task, isolated, records[0], exc)
+        return False
+    await task.renew_producer()
+    first, second = _halves(batch)
+    await _run(task, first, isolated)
+    await _run(task, second, isolated)
+    return True
+
+
+def _isolate(
+    task: PartitionTask, isolated: dict[RecordKey, Isolation], message: Any, exc: SendRejected
+) -> None:
+    key = record_key(message)
+    isolated[key] = _worsen(isolated.get(key), exc)
+    log.error("partition %d: record isolated: %s", task.partition, exc)
 
 
 def _worsen(current: Isolation | None, exc: SendRejected) -> Isolation:
@@ -108,20 +143,15 @@ def _worsen(current: Isolation | None, exc: SendRejected) -> Isolation:
     return Isolation(current.reason, keep_value=False, skip=True)
 
 
-def _rejected_profile(task: PartitionTask, exc: SendRejected) -> str | None:
+def _rejected_profile(task: PartitionTask, rejected: Rejected) -> str | None:
     """The profile whose state (changelog) or transition (membership) was rejected."""
-    key = exc.key or b""
+    key = rejected.key or b""
     prefix = profile_key("")
-    if exc.topic == task.topics.changelog and key.startswith(prefix):
+    if rejected.kind == "changelog" and key.startswith(prefix):
         return key[len(prefix) :].decode(errors="replace")
-    if exc.topic == task.topics.membership and key:
+    if rejected.kind == "membership" and key:
         return key.decode(errors="replace")
     return None
-
-
-def _is_isolated_output(task: PartitionTask, exc: SendRejected) -> bool:
-    """A dead letter (of an isolated record) was rejected, not a profile's own output."""
-    return exc.topic == task.topics.deadletter
 
 
 def _halves(batch: Batch) -> tuple[Batch, Batch]:

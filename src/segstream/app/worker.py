@@ -297,12 +297,18 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _log_tasks() -> None:
-    import io
-
+    """Log where each task of the loop waits (its whole chain of awaits, innermost last)."""
     for task in asyncio.all_tasks():
-        stack = io.StringIO()
-        task.print_stack(limit=12, file=stack)
-        log.warning("task %s:\n%s", task.get_name(), stack.getvalue())
+        lines = []
+        awaited: Any = task.get_coro()
+        while awaited is not None:
+            frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+            if frame is not None:
+                lines.append(
+                    f"  {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}"
+                )
+            awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+        log.warning("task %s waits at:\n%s", task.get_name(), "\n".join(lines))
 
 
 async def _quietly(awaitable: Any) -> None:

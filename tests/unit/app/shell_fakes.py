@@ -44,13 +44,17 @@ class Delivered(NamedTuple):
 
 @dataclass
 class FakeProducer:
-    """Records transactions; `reject` fails a send's delivery (as the broker would)."""
+    """Records transactions; `reject` fails a send's delivery (as the broker would). With
+    `whole_batches`, a rejection fails every record of that topic in the transaction, as the
+    broker fails a whole produce batch."""
 
     reject: Reject = lambda _topic, _key, _value: None
+    whole_batches: bool = False
     committed: list[list[tuple[str, bytes | None, bytes | None]]] = field(default_factory=list)
     offsets: list[dict[Any, int]] = field(default_factory=list)
     started: int = 0
     _open: list[tuple[str, bytes | None, bytes | None]] | None = None
+    _futures: list[Any] = field(default_factory=list)
     _next_offset: int = 0
 
     async def start(self) -> None:
@@ -74,14 +78,32 @@ class FakeProducer:
     ) -> asyncio.Future[Delivered]:
         assert self._open is not None
         future: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
-        error = self.reject(topic, key, value)
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(Delivered(topic, partition or 0, self._next_offset))
-            self._next_offset += 1
         self._open.append((topic, key, value))
+        self._futures.append((topic, key, value, future))
+        if len(self._futures) == 1:
+            # Deliveries settle once the sender has them all (after the current sends).
+            asyncio.get_running_loop().call_soon(self._settle, partition or 0)
         return future
+
+    def _settle(self, partition: int) -> None:
+        pending, self._futures = self._futures, []
+        errors = {id(f): self.reject(t, k, v) for t, k, v, f in pending}
+        if self.whole_batches:
+            for topic in {t for t, _, _, _ in pending}:
+                failed = next(
+                    (errors[id(f)] for t, _, _, f in pending if t == topic and errors[id(f)]),
+                    None,
+                )
+                for t, _, _, f in pending:
+                    if t == topic and failed is not None:
+                        errors[id(f)] = failed
+        for topic, _key, _value, future in pending:
+            error = errors[id(future)]
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(Delivered(topic, partition, self._next_offset))
+                self._next_offset += 1
 
     async def send_offsets_to_transaction(self, offsets: dict[Any, int], group_id: str) -> None:
         self._pending_offsets = dict(offsets)

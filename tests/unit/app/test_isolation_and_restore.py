@@ -33,10 +33,13 @@ def _dead_letters(producer: FakeProducer, topic: str) -> list[tuple[bytes | None
     return [(key, value) for _, key, value in producer.sent(topic)]
 
 
+@pytest.mark.parametrize("whole_batches", [False, True], ids=["per-record", "whole-batch"])
 def test_a_record_whose_state_is_rejected_is_dead_lettered_and_the_rest_commit(
-    tmp_path: Path,
+    tmp_path: Path, whole_batches: bool
 ) -> None:
-    producer = FakeProducer()
+    # whole-batch: the broker fails every changelog record of the transaction with the
+    # large one, and only the record that produced the large state may be dead-lettered.
+    producer = FakeProducer(whole_batches=whole_batches)
     task = running_task(tmp_path, producer)
     feed = Feed(task)
     asyncio.run(run_batch(task, batch(feed.segment("pro", PRO))))

@@ -10,6 +10,7 @@ from aiohttp import web
 from segstream.api.access import Access
 from segstream.api.cluster import ClusterView
 from segstream.api.context import ApiContext
+from segstream.api.destinations import DestinationHandlers
 from segstream.api.errors import ApiError
 from segstream.api.http import Handler, cors_headers, endpoint
 from segstream.api.internal import InternalHandlers
@@ -35,6 +36,7 @@ class HttpApi:
         segments = SegmentHandlers(self.ctx)
         reads = ReadHandlers(self.ctx)
         internal = InternalHandlers(self.ctx)
+        destinations = self._destinations = DestinationHandlers(self.ctx)
         # (method, aiohttp path, OpenAPI path, handler, access). With a token configured,
         # every route needs one: profiles and members are personal data, and a preview costs
         # a pass over every profile.
@@ -58,6 +60,23 @@ class HttpApi:
                 "/api/profiles/{id}",
                 reads.profile,
                 _READ,
+            ),
+            ("GET", "/api/destinations", "/api/destinations", destinations.list, _READ),
+            ("POST", "/api/destinations", "/api/destinations", destinations.create, _WRITE),
+            ("GET", "/api/destinations/{id}", "/api/destinations/{id}", destinations.get, _READ),
+            (
+                "PUT",
+                "/api/destinations/{id}",
+                "/api/destinations/{id}",
+                destinations.replace,
+                _WRITE,
+            ),
+            (
+                "DELETE",
+                "/api/destinations/{id}",
+                "/api/destinations/{id}",
+                destinations.delete,
+                _WRITE,
             ),
             ("GET", "/api/openapi.yaml", "/api/openapi.yaml", self._openapi, _READ),
             (
@@ -97,8 +116,9 @@ class HttpApi:
         return defs
 
     async def close(self) -> None:
-        """Stop the cluster view's consumer."""
+        """Stop the cluster view's and the destinations' consumers."""
         await self.ctx.view.close()
+        await self._destinations.close()
 
     async def _fallback(self, request: web.Request) -> web.StreamResponse:
         matching = [

@@ -43,6 +43,10 @@ class TopicNames:
     #: Compacted, one partition: each input partition's segment versions, backfill progress
     #: and member counts, for `segstream segments list` and the API.
     status: str
+    #: Compacted, one partition: webhook destinations (docs/destinations.md).
+    destinations: str = "segstream.destinations"
+    #: Batches `segstream deliver` gave up on, keyed by destination id.
+    destination_deadletter: str = "segstream.destination-deadletter"
 
     @property
     def inputs(self) -> tuple[str, str]:
@@ -162,6 +166,10 @@ class WorkerSettings:
             control=reader.text("TOPIC_CONTROL", f"{prefix}.control"),
             changelog=reader.text("TOPIC_CHANGELOG", f"{prefix}.state-changelog"),
             status=reader.text("TOPIC_STATUS", f"{prefix}.status"),
+            destinations=reader.text("TOPIC_DESTINATIONS", f"{prefix}.destinations"),
+            destination_deadletter=reader.text(
+                "TOPIC_DESTINATION_DEADLETTER", f"{prefix}.destination-deadletter"
+            ),
         )
         max_message_bytes = reader.integer("INPUT_MAX_MESSAGE_BYTES", 2 * MIB + 64 * 1024)
         if max_message_bytes < 2 * MIB:

@@ -61,6 +61,9 @@ def topic_specs(settings: WorkerSettings) -> list[TopicSpec]:
             {"cleanup.policy": "compact", "max.message.bytes": str(limits[names.changelog])},
         ),
         TopicSpec(names.status, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(names.destinations, 1, {"cleanup.policy": "compact"}),
+        # A dead-lettered batch is a whole POST body (up to 1000 events).
+        TopicSpec(names.destination_deadletter, partitions, dict(large)),
     ]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from segstream.cli.deliver import deliver
+from segstream.cli.destinations import destinations
 from segstream.cli.generate import generate
 from segstream.cli.lag_exporter import lag_exporter
 from segstream.cli.produce import produce
@@ -20,3 +22,4 @@ ALL.extend([validate, explain])
 ALL.append(replay)
 ALL.append(generate)
 ALL.extend([segments, tail, produce])
+ALL.extend([destinations, deliver])

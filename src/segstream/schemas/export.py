@@ -14,6 +14,7 @@ from typing import Any, Final
 
 from pydantic import TypeAdapter
 
+from segstream.schemas.destinations import DestinationDefinition, DestinationRecord
 from segstream.schemas.input_models import InputEventModel
 from segstream.schemas.membership import MembershipEvent
 from segstream.schemas.segments import SegmentDefinition, SegmentRecord
@@ -38,6 +39,14 @@ SCHEMA_FILES: Final[dict[str, tuple[str, Callable[[], dict[str, Any]]]]] = {
     "membership-event.schema.json": (
         "A membership event (SPEC §6): segment.entered or segment.left",
         MembershipEvent.model_json_schema,
+    ),
+    "destination-definition.schema.json": (
+        "A webhook destination as submitted (docs/destinations.md)",
+        DestinationDefinition.model_json_schema,
+    ),
+    "destination-record.schema.json": (
+        "A record of the destinations topic: a versioned destination or a deletion marker",
+        lambda: TypeAdapter(DestinationRecord).json_schema(),
     ),
 }
 

@@ -264,10 +264,9 @@ class DestinationWriter:
         from aiokafka import TopicPartition
 
         topic = self.settings.topics.membership
-        partitions = self._consumer.partitions_for_topic(topic)
-        if not partitions:
-            await self._consumer.topics()  # refreshes metadata
-            partitions = self._consumer.partitions_for_topic(topic) or set()
+        # The consumer's own metadata covers only its assigned topics; ask for all of them.
+        cluster = await self._consumer._client.fetch_all_metadata()
+        partitions = cluster.partitions_for_topic(topic)
         if not partitions:
             raise SegstreamError(f"topic {topic} does not exist: create the topics first")
         parts = [TopicPartition(topic, p) for p in sorted(partitions)]

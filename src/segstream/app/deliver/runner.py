@@ -78,7 +78,6 @@ class DestinationRunner:
         self.sender = WebhookSender(session, settings, metrics, self._keys)
         self.group_id = group_id(settings.worker.app_id, record)
         self._consumer: Any = None
-        self._lock = asyncio.Lock()
         self._pending: list[Any] = []
         self._offsets: dict[Any, int] = {}
         self._epoch = 0
@@ -149,19 +148,23 @@ class DestinationRunner:
     async def _loop(self, consumer: Any) -> None:
         first_at: float | None = None
         last_commit = time.monotonic()
+        seen = self._epoch
         while True:
+            if seen != self._epoch:
+                # A rebalance came (during a fetch, a send or a commit): what was pending is
+                # forgotten, and everything after the last commit is read again, in order.
+                seen = self._epoch
+                first_at = None
+                await self._rewind(consumer)
+                continue
             batching = self.record["batch"]
             max_events, linger = batching["max_events"], batching["max_linger_ms"] / 1000
             now = time.monotonic()
             wait = 0.5 if first_at is None else max(0.0, first_at + linger - now)
-            epoch = self._epoch
             room = max(1, max_events - len(self._pending))
             fetched = await consumer.getmany(timeout_ms=int(wait * 1000), max_records=room)
-            if epoch != self._epoch:
-                # A rebalance happened meanwhile: positions went back to the committed
-                # offsets, so what this fetch returned will be read again, in order.
-                first_at = None
-                continue
+            if seen != self._epoch:
+                continue  # this fetch may straddle the rebalance: dropped, read again
             for tp, messages in fetched.items():
                 for message in messages:
                     self._offsets[tp] = message.offset + 1
@@ -177,8 +180,7 @@ class DestinationRunner:
                 first_at = None
                 last_commit = time.monotonic()
             elif not self._pending and self._offsets and now - last_commit >= IDLE_COMMIT_S:
-                async with self._lock:
-                    await self._commit(consumer)
+                await self._commit(consumer, seen)
                 last_commit = now
             await self._update_lag(consumer)
 
@@ -198,32 +200,30 @@ class DestinationRunner:
         return _TRANSITIONS.get(str(event.get("type"))) in self.record["transitions"]
 
     async def _flush(self, consumer: Any) -> None:
-        async with self._lock:
-            batch = self._pending
-            if not batch:
-                return
-            record = self.record
-            positions = [(m.partition, m.offset) for m in batch]
-            mid = message_id(record, positions)
-            body = batch_body(self.id, [m.value for m in batch])
-            while True:
-                try:
-                    outcome = await self.sender.send(self.id, record["url"], mid, body)
-                    break
-                except Blocked as exc:
-                    self.metrics.set_failing(self.id, True)
-                    log.error("destination %s is blocked: %s", self.id, exc)
-                    await asyncio.sleep(BLOCKED_PAUSE_S)
-                    record = self.record  # a fix may have come in meanwhile
-            if outcome.delivered:
-                now = time.time()
-                self.metrics.delivered(
-                    self.id, len(batch), [now - m.timestamp / 1000 for m in batch]
-                )
-            else:
-                await self._dead_letter(mid, body, batch, outcome.attempts, outcome.reason)
-            self.metrics.set_failing(self.id, False)
-            await self._commit(consumer)
+        batch = self._pending
+        if not batch:
+            return
+        epoch = self._epoch
+        record = self.record
+        positions = [(m.partition, m.offset) for m in batch]
+        mid = message_id(record, positions)
+        body = batch_body(self.id, [m.value for m in batch])
+        while True:
+            try:
+                outcome = await self.sender.send(self.id, record["url"], mid, body)
+                break
+            except Blocked as exc:
+                self.metrics.set_failing(self.id, True)
+                log.error("destination %s is blocked: %s", self.id, exc)
+                await asyncio.sleep(BLOCKED_PAUSE_S)
+                record = self.record  # a fix may have come in meanwhile
+        if outcome.delivered:
+            now = time.time()
+            self.metrics.delivered(self.id, len(batch), [now - m.timestamp / 1000 for m in batch])
+        else:
+            await self._dead_letter(mid, body, batch, outcome.attempts, outcome.reason)
+        self.metrics.set_failing(self.id, False)
+        await self._commit(consumer, epoch)
 
     async def _dead_letter(
         self, mid: str, body: bytes, batch: list[Any], attempts: int, reason: str
@@ -261,17 +261,17 @@ class DestinationRunner:
             reason,
         )
 
-    async def _commit(self, consumer: Any) -> None:
-        from aiokafka.errors import CommitFailedError, IllegalStateError
+    async def _commit(self, consumer: Any, epoch: int) -> None:
+        """Commit the offsets after what was delivered, unless a rebalance came in between
+        (then the partitions restart from the last commit: these events are sent again)."""
+        from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
         offsets, self._offsets, self._pending = self._offsets, {}, []
-        if not offsets:
+        if not offsets or epoch != self._epoch:
             return
         try:
             await consumer.commit(offsets)
-        except (CommitFailedError, IllegalStateError) as exc:
-            # The group moved on (a rebalance took the partitions): the new owner reads from
-            # the last commit, so these events are sent again (at least once).
+        except (CommitFailedError, IllegalStateError, KafkaError) as exc:
             log.warning("destination %s: commit failed (%s); events will repeat", self.id, exc)
 
     async def _update_lag(self, consumer: Any) -> None:
@@ -286,10 +286,26 @@ class DestinationRunner:
         self.metrics.set_lag(self.id, lag + len(self._pending))
 
     async def on_revoked(self) -> None:
-        """Partitions go back to the group: wait for a batch in flight, forget the rest."""
-        async with self._lock:
-            self._epoch += 1
-            self._pending, self._offsets = [], {}
+        """Partitions go back to the group: forget what is not committed.
+
+        It does not wait for a batch in flight (its commit would wait for this rebalance);
+        that batch's offsets are not committed, so its events are sent again, after it.
+        """
+        self._epoch += 1
+        self._pending, self._offsets = [], {}
+
+    async def _rewind(self, consumer: Any) -> None:
+        """Every assigned partition back to its committed offset (or the start)."""
+        self._pending, self._offsets = [], {}
+        fresh = []
+        for tp in consumer.assignment():
+            committed = await consumer.committed(tp)
+            if committed is None:
+                fresh.append(tp)
+            else:
+                consumer.seek(tp, committed)
+        if fresh:
+            await self.seek_start(consumer, fresh)
 
     async def seek_start(self, consumer: Any, partitions: list[Any]) -> None:
         """Partitions the group never committed start at the destination's start."""

@@ -337,3 +337,98 @@ def test_cli_lists_and_deletes_destinations(cluster: Any) -> None:
     assert run_cli(cluster_.env, "destinations", "delete", "cli-a").returncode == 0
     status, body = http("GET", f"{url}/api/destinations")
     assert status == 200 and "cli-a" not in {d["id"] for d in body["destinations"]}
+
+
+def membership_event(profile: str, segment: str, seq: int) -> dict[str, Any]:
+    return {
+        "id": f"{profile}/{segment}/{seq}",
+        "type": "segment.entered" if seq % 2 else "segment.left",
+        "profile_id": profile,
+        "segment_id": segment,
+        "segment_version": 1,
+        "seq": seq,
+        "at": "2026-01-01T00:00:00Z",
+        "emitted_at": "2026-01-01T00:00:00.001Z",
+        "cause": {"kind": "event", "event_id": f"e{seq}"},
+    }
+
+
+def test_failing_batches_are_dead_lettered_redirects_not_followed_filters_applied(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    def behave(path: str, number: int) -> tuple[int, float, dict[str, str]]:
+        if path == "/redirect":
+            return 307, 0.0, {"Location": receiver.url("/elsewhere")}
+        return (500, 0.0, {}) if path == "/broken" else (200, 0.0, {})
+
+    receiver = Receiver(tmp_path, make_secret(), behave).start()
+    env = deliver_env(receiver, SEGSTREAM_DELIVER_MAX_ATTEMPTS="3")
+    cluster = WorkerCluster(kafka_bootstrap, tmp_path, partitions=2, **env)
+    asyncio.run(cluster.create_topics())
+    secret = {"env": "SEGSTREAM_WEBHOOK_SECRET_TEST"}
+    destinations = [
+        {"id": "broken", "url": receiver.url("/broken"), "secret": secret},
+        {"id": "moved", "url": receiver.url("/redirect"), "secret": secret},
+        {
+            "id": "picky",
+            "url": receiver.url("/picky"),
+            "segments": ["a"],
+            "transitions": ["left"],
+            "batch": {"max_events": 1000, "max_linger_ms": 0},
+            "secret": secret,
+        },
+    ]
+    (tmp_path / "destinations.json").write_text(json.dumps(destinations))
+    result = run_cli(cluster.env, "destinations", "apply", str(tmp_path / "destinations.json"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = [membership_event(f"p{i}", s, n) for i in range(4) for s in "ab" for n in (1, 2)]
+    asyncio.run(
+        cluster.produce(
+            (cluster.topic("membership"), e["profile_id"].encode(), orjson.dumps(e)) for e in events
+        )
+    )
+    deliver = Deliver(cluster, {})
+    try:
+        deliver.start()
+        wait_for(
+            lambda: (
+                len(asyncio.run(cluster.read("destination-deadletter", until_quiet=0.5, timeout=5)))
+                >= 2
+                and len(accepted_events(receiver.snapshot(), "/picky")) == 4
+            ),
+            60,
+            "dead letters and the filtered deliveries",
+        )
+        metrics = urllib.request.urlopen(deliver.metrics_url(), timeout=10).read().decode()
+        deliver.stop()
+    finally:
+        if deliver.process is not None:
+            deliver.kill()
+        receiver.stop()
+    dead = asyncio.run(cluster.read("destination-deadletter", until_quiet=0.5))
+    by_destination: dict[str, list[Any]] = {}
+    for record in dead:
+        by_destination.setdefault(record.key.decode(), []).append(record)
+    for destination_id, reason in (("broken", "http_5xx"), ("moved", "redirect")):
+        (record,) = by_destination[destination_id]
+        headers = {k: v.decode() for k, v in record.headers}
+        assert headers["segstream.error.reason"] == reason
+        assert headers["segstream.error.attempts"] == "3"
+        assert headers["segstream.webhook.id"].startswith("msg_")
+        body = orjson.loads(record.value)
+        assert body["destination_id"] == destination_id
+        assert sorted(e["id"] for e in body["events"]) == sorted(e["id"] for e in events)
+        assert re.search(
+            rf'segstream_deliver_batches_total\{{destination="{destination_id}",'
+            r'outcome="dead_lettered"\} 1\.0',
+            metrics,
+        )
+    # The redirect was not followed: nothing reached its target.
+    assert not [r for r in receiver.snapshot() if r.path == "/elsewhere"]
+    picky = accepted_events(receiver.snapshot(), "/picky")
+    assert sorted(e["id"] for e in picky) == sorted(
+        e["id"] for e in events if e["segment_id"] == "a" and e["type"] == "segment.left"
+    )
+    assert 'segstream_deliver_failed_attempts_total{destination="moved",reason="redirect"} 3.0' in (
+        metrics
+    )

@@ -29,7 +29,13 @@ from audience_harness import (
 def audience(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audience]:
     """One worker (token required for writes) with PROFILES generated profiles."""
     tmp = tmp_path_factory.mktemp("browser")
-    cluster = WorkerCluster(kafka_bootstrap, tmp, partitions=2, SEGSTREAM_API_TOKEN=TOKEN)
+    cluster = WorkerCluster(
+        kafka_bootstrap,
+        tmp,
+        partitions=2,
+        SEGSTREAM_API_TOKEN=TOKEN,
+        SEGSTREAM_DELIVER_ALLOWED_HOSTS="hooks.example.com",
+    )
     asyncio.run(cluster.create_topics())
     try:
         cluster.start("w1")

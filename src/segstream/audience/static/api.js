@@ -64,6 +64,14 @@ async function request(method, path, body) {
 
 const segment = (id) => `api/segments/${encodeURIComponent(id)}`;
 
+const destination = (id) => `api/destinations/${encodeURIComponent(id)}`;
+
+export const destinationsApi = {
+  list: () => request("GET", "api/destinations"),
+  put: (id, body) => request("PUT", destination(id), body),
+  remove: (id) => request("DELETE", destination(id)),
+};
+
 export const api = {
   list: () => request("GET", "api/segments"),
   get: (id) => request("GET", segment(id)),

@@ -2,6 +2,7 @@
 
 import { api, getToken, setToken } from "./api.js";
 import { ConditionBuilder } from "./builder.js";
+import { initDestinations } from "./destinations.js";
 
 const POLL_MS = 1500;
 const PAGE_SIZE = 50;
@@ -515,6 +516,7 @@ function start() {
   $("delete-dialog").addEventListener("close", () => {
     if (state.editor) $("delete-open").focus();
   });
+  initDestinations(() => state.segments);
   $("members-prev").addEventListener("click", () => turnPage(-1));
   $("members-next").addEventListener("click", () => turnPage(1));
   $("seg-name").addEventListener("input", () => {

@@ -223,3 +223,26 @@ def test_message_ids_and_bodies() -> None:
     assert batch_body("crm", [b'{"id":"a"}', b'{"id":"b"}']) == (
         b'{"destination_id":"crm","events":[{"id":"a"},{"id":"b"}]}'
     )
+
+
+def test_metrics_families_and_the_alerts_on_them() -> None:
+    import sys
+
+    from segstream.app.deliver.metrics import DELIVER_METRIC_NAMES, DeliverMetrics
+
+    metrics = DeliverMetrics()
+    metrics.add_destination("crm")
+    text = metrics.render().decode()
+    for name in DELIVER_METRIC_NAMES:
+        assert f"# TYPE {name.removesuffix('_total')} " in text, name
+    assert 'segstream_deliver_failing{destination="crm"} 0.0' in text
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ops"))
+    from deploy_refs import alert_rules, dashboard, metric_names
+
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    assert "segstream_deliver_failing" in metric_names(rules["SegstreamDestinationFailing"]["expr"])
+    assert "segstream_deliver_batches_total" in metric_names(
+        rules["SegstreamDestinationDeadLetters"]["expr"]
+    )
+    rows = [p["title"] for p in dashboard()["panels"] if p["type"] == "row"]
+    assert "Destinations (segstream deliver)" in rows

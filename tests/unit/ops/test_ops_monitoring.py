@@ -26,6 +26,7 @@ from deploy_refs import (
     unexported,
 )
 
+from segstream.app.deliver.metrics import DELIVER_METRIC_NAMES, DeliverMetrics
 from segstream.app.lag_metrics import LAG_METRIC_NAMES
 from segstream.app.metrics import METRIC_NAMES, WorkerMetrics
 
@@ -47,7 +48,9 @@ def run_promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_dashboard_and_alerts_use_only_metrics_a_worker_or_the_lag_exporter_exports() -> None:
     # The offline twin of tests/integration/test_ops_live_metrics.py: a fresh WorkerMetrics
     # (and LagMetrics) declares every family, so this catches a typo before any broker starts.
-    assert unexported(WorkerMetrics().render().decode()) == {}
+    # The destinations row and alerts are about `segstream deliver`, a process of its own.
+    exposition = WorkerMetrics().render().decode() + DeliverMetrics().render().decode()
+    assert unexported(exposition) == {}
     lag_used = {name for name in referenced_metrics() if name.startswith(LAG_EXPORTER_PREFIXES)}
     assert "kafka_consumergroup_group_topic_sum_lag" in lag_used
     assert lag_used <= set(LAG_METRIC_NAMES)
@@ -82,6 +85,9 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
 def test_every_contract_metric_is_on_the_dashboard() -> None:
     used = {name.removesuffix("_bucket").removesuffix("_count") for name in referenced_metrics()}
     assert set(METRIC_NAMES) <= used
+    assert {name.removesuffix("_total") for name in DELIVER_METRIC_NAMES} <= {
+        name.removesuffix("_total") for name in used
+    }
 
 
 def test_dashboard_is_well_formed_for_provisioning_and_import() -> None:

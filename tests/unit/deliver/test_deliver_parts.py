@@ -246,3 +246,19 @@ def test_metrics_families_and_the_alerts_on_them() -> None:
     )
     rows = [p["title"] for p in dashboard()["panels"] if p["type"] == "row"]
     assert "Destinations (segstream deliver)" in rows
+
+
+def test_the_documented_verifier_accepts_our_signatures() -> None:
+    import re
+    import time
+
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "destinations.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", doc, re.S)
+    (source,) = [block for block in blocks if "def verify(" in block]
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "docs/destinations.md", "exec"), namespace)
+    body = b'{"destination_id":"crm","events":[]}'
+    headers = webhook_headers([parse_secret(SECRET, "t")], "msg_9", int(time.time()), body)
+    assert namespace["verify"](SECRET, headers, body)
+    assert not namespace["verify"](OTHER, headers, body)
+    assert not namespace["verify"](SECRET, headers, body + b"x")

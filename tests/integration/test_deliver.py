@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 import pytest
-from webhook_receiver import Receiver, accepted_events, make_secret
+from webhook_receiver import Receiver, accepted_events, deliver_env, make_secret
 from worker_harness import SEGSTREAM, WorkerCluster
 
 pytestmark = pytest.mark.kafka
@@ -104,22 +104,6 @@ class Deliver:
             (self.cluster.tmp / f"deliver-{n}.log").read_text(errors="replace")
             for n in range(1, self.starts + 1)
         )
-
-
-def deliver_env(receiver: Receiver, **extra: str) -> dict[str, str]:
-    assert receiver.cert is not None
-    return {
-        "SEGSTREAM_DELIVER_ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SEGSTREAM_DELIVER_ALLOWED_NETWORKS": "127.0.0.0/8",
-        "SEGSTREAM_DELIVER_CA_FILE": str(receiver.cert),
-        "SEGSTREAM_WEBHOOK_SECRET_TEST": receiver.secret,
-        "SEGSTREAM_DELIVER_WEB_PORT": "0",
-        "SEGSTREAM_DELIVER_BACKOFF_INITIAL_S": "0.05",
-        "SEGSTREAM_DELIVER_BACKOFF_MAX_S": "0.4",
-        "SEGSTREAM_DELIVER_REQUEST_TIMEOUT_S": "1",
-        "SEGSTREAM_DELIVER_REFRESH_S": "0.2",
-        **extra,
-    }
 
 
 def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -1,4 +1,5 @@
-"""A real Prometheus scrapes two live workers and the lag exporter with deploy/'s scrape jobs:
+"""A real Prometheus scrapes two live workers, the lag exporter and `segstream deliver` (with one
+webhook destination) with deploy/'s scrape jobs:
 every dashboard query and every alert operand returns series, the rules evaluate, and the lag
 stays visible (and grows) once every worker is stopped."""
 
@@ -17,8 +18,11 @@ from typing import Any
 
 import pytest
 from ops_harness import Prometheus, lag_exporter, prometheus_binary, scrape_config, wait_for
-from worker_harness import WorkerCluster
+from webhook_receiver import Receiver, always_ok, deliver_env, make_secret
+from worker_harness import SEGSTREAM, WorkerCluster
 
+from segstream.app.destination_writer import DestinationWriter
+from segstream.app.outbound import OutboundPolicy
 from segstream.app.segment_writer import SegmentWriter
 
 pytestmark = pytest.mark.kafka
@@ -53,6 +57,7 @@ class Stack:
     prometheus: Prometheus
     exporter_url: str
     exporter_log: Path
+    deliver_url: str = ""
 
     def logs(self) -> str:
         parts = [f"--- prometheus\n{self.prometheus.log()}"]
@@ -75,6 +80,33 @@ def profile_event(index: int, plan: str = "pro") -> dict[str, Any]:
     }
 
 
+async def apply_destination(cluster: WorkerCluster, receiver: Receiver) -> None:
+    policy = OutboundPolicy.from_env(deliver_env(receiver))
+    async with DestinationWriter(cluster.settings, policy) as writer:
+        (applied,) = await writer.apply(
+            [
+                {
+                    "id": "ops",
+                    "url": receiver.url("/ops"),
+                    "secret": {"env": "SEGSTREAM_WEBHOOK_SECRET_TEST"},
+                    "batch": {"max_events": 10, "max_linger_ms": 100},
+                }
+            ]
+        )
+        assert applied.outcome == "created", applied
+
+
+def deliver_url(log: Path) -> str:
+    """The deliver process's web address, from its log."""
+    import re
+
+    def found() -> str | None:
+        hits = re.findall(r"web listening on (http://[0-9.]+:[0-9]+)", log.read_text())
+        return hits[-1] if hits else None
+
+    return str(wait_for(found, "the deliver process's web server", 30, log.read_text))
+
+
 async def apply_segment(cluster: WorkerCluster) -> None:
     async with SegmentWriter(cluster.settings) as writer:
         (applied,) = await writer.apply([SEGMENT])
@@ -88,12 +120,24 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     cluster = WorkerCluster(kafka_bootstrap, tmp, partitions=2)
     asyncio.run(cluster.create_topics())
     exporter_log = tmp / "lag-exporter.log"
+    # `segstream deliver` with one destination, for the dashboard's destinations row.
+    receiver = Receiver(tmp, make_secret(), always_ok).start()
+    asyncio.run(apply_destination(cluster, receiver))
+    deliver_log = tmp / "deliver.log"
+    with deliver_log.open("ab") as log:
+        deliver = subprocess.Popen(
+            [SEGSTREAM, "deliver"],
+            env={**cluster.env, **deliver_env(receiver)},
+            stdout=log,
+            stderr=log,
+        )
     with lag_exporter(cluster.env, exporter_log, poll_interval=0.5) as (_, exporter_url):
         prometheus: Prometheus | None = None
         try:
             cluster.start("w1")
             cluster.start("w2")
-            workers = [cluster.web_url(name) for name in ("w1", "w2")]
+            delivering = deliver_url(deliver_log)
+            workers = [*(cluster.web_url(name) for name in ("w1", "w2")), delivering]
             # deploy/prometheus/prometheus.yml's jobs (relabelling included) and its rules.
             config = scrape_config(
                 {
@@ -105,7 +149,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             )
             prometheus = Prometheus(binary, tmp / "prometheus", config)
             prometheus.wait_ready()
-            stack = Stack(cluster, prometheus, exporter_url, exporter_log)
+            stack = Stack(cluster, prometheus, exporter_url, exporter_log, delivering)
             for name in ("w1", "w2"):
                 cluster.wait_ready(name, timeout=90)
             # Traffic for every panel: a segment (members, backfill), events that make
@@ -119,6 +163,9 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             if prometheus is not None:
                 prometheus.stop()
             cluster.stop_all()
+            deliver.terminate()
+            deliver.wait(30)
+            receiver.stop()
 
 
 def empty_queries(prometheus: Prometheus, queries: list[str]) -> list[str]:
@@ -140,14 +187,18 @@ def wait_until_every_query_has_series(stack: Stack, queries: list[str], what: st
 def test_every_scrape_target_is_up(stack: Stack) -> None:
     wanted = {
         f"http://{host_port(url)}/metrics"
-        for url in (*(stack.cluster.web_url(n) for n in ("w1", "w2")), stack.exporter_url)
+        for url in (
+            *(stack.cluster.web_url(n) for n in ("w1", "w2")),
+            stack.exporter_url,
+            stack.deliver_url,
+        )
     }
 
     def all_up() -> bool:
         targets = stack.prometheus.targets_up()
         return set(targets) == wanted and set(targets.values()) == {"up"}
 
-    wait_for(all_up, "both workers and the exporter up", 30, stack.logs)
+    wait_for(all_up, "both workers, the exporter and the deliver process up", 30, stack.logs)
 
 
 def test_every_dashboard_query_returns_series(stack: Stack) -> None:

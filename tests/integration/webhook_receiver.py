@@ -154,3 +154,25 @@ def accepted_events(requests: list[Received], path: str) -> list[dict[str, Any]]
         if received.path == path and 200 <= received.status < 300:
             events.extend(orjson.loads(received.body)["events"])
     return events
+
+
+def deliver_env(receiver: Receiver, **extra: str) -> dict[str, str]:
+    """The variables `segstream deliver` needs to reach `receiver` (loopback allowed)."""
+    assert receiver.cert is not None
+    return {
+        "SEGSTREAM_DELIVER_ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SEGSTREAM_DELIVER_ALLOWED_NETWORKS": "127.0.0.0/8",
+        "SEGSTREAM_DELIVER_CA_FILE": str(receiver.cert),
+        "SEGSTREAM_WEBHOOK_SECRET_TEST": receiver.secret,
+        "SEGSTREAM_DELIVER_WEB_PORT": "0",
+        "SEGSTREAM_DELIVER_BACKOFF_INITIAL_S": "0.05",
+        "SEGSTREAM_DELIVER_BACKOFF_MAX_S": "0.4",
+        "SEGSTREAM_DELIVER_REQUEST_TIMEOUT_S": "1",
+        "SEGSTREAM_DELIVER_REFRESH_S": "0.2",
+        **extra,
+    }
+
+
+def always_ok(path: str, number: int) -> tuple[int, float, dict[str, str]]:
+    """A receiver that accepts everything."""
+    return 200, 0.0, {}

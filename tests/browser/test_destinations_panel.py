@@ -22,7 +22,7 @@ def test_create_change_and_remove_a_destination(page: Page, audience: Audience, 
     expect(dialog.locator("#destination-list")).to_contain_text("No destinations yet.")
 
     # A host outside the operator's allow-list is refused, with the reason.
-    dialog.get_by_label("Id", exact=True).fill("crm")
+    dialog.get_by_label("Destination id").fill("crm")
     dialog.get_by_label("URL").fill("https://evil.example.org/hook")
     dialog.get_by_label("Secret name").fill("SEGSTREAM_WEBHOOK_SECRET_CRM")
     dialog.get_by_role("button", name="Save destination").click()

@@ -13,16 +13,16 @@ import signal
 import ssl
 from typing import Any
 
-from aiohttp import ClientSession, DummyCookieJar, TCPConnector, web
+from aiohttp import ClientSession, DummyCookieJar, TCPConnector
 
 from segstream.app.deliver.metrics import DeliverMetrics
 from segstream.app.deliver.runner import DestinationRunner
 from segstream.app.deliver.settings import DeliverSettings
 from segstream.app.destination_writer import DestinationState
-from segstream.app.metrics import CONTENT_TYPE
 from segstream.app.outbound import GuardedResolver
 from segstream.app.readers import committed_reader
 from segstream.app.segment_writer import read_topic_to_end
+from segstream.app.web import HealthWeb
 
 __all__ = ["Deliverer"]
 
@@ -46,7 +46,8 @@ class Deliverer:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
         settings = self.settings
-        web_runner = await self._start_web()
+        web = HealthWeb(settings.web_host, settings.web_port, self.metrics, lambda: self.ready)
+        await web.start()
         session = ClientSession(
             connector=TCPConnector(
                 resolver=GuardedResolver(settings.policy),
@@ -80,7 +81,7 @@ class Deliverer:
             await reader.stop()
             await producer.stop()
             await session.close()
-            await web_runner.cleanup()
+            await web.stop()
 
     async def _reconcile(self, session: ClientSession, producer: Any) -> None:
         """Start, update and stop runners to match the current destinations."""
@@ -121,33 +122,3 @@ class Deliverer:
         if self.settings.ca_file:
             context.load_verify_locations(cafile=self.settings.ca_file)
         return context
-
-    async def _start_web(self) -> web.AppRunner:
-        app = web.Application()
-        app.add_routes(
-            [
-                web.get("/metrics", self._metrics),
-                web.get("/livez", self._livez),
-                web.get("/readyz", self._readyz),
-            ]
-        )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, self.settings.web_host, self.settings.web_port)
-        await site.start()
-        for address in runner.addresses:
-            if isinstance(address, tuple) and len(address) >= 2:
-                log.info("web listening on http://%s:%d", self.settings.web_host, address[1])
-                break
-        return runner
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
-
-    async def _livez(self, request: web.Request) -> web.Response:
-        return web.json_response({"status": "live"})
-
-    async def _readyz(self, request: web.Request) -> web.Response:
-        if self.ready:
-            return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready"}, status=503)

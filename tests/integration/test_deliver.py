@@ -337,7 +337,7 @@ def membership_event(profile: str, segment: str, seq: int) -> dict[str, Any]:
     }
 
 
-def test_failing_batches_are_dead_lettered_redirects_not_followed_filters_applied(
+def test_dead_letters_redirects_filters_and_start_positions(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     def behave(path: str, number: int) -> tuple[int, float, dict[str, str]]:
@@ -362,6 +362,12 @@ def test_failing_batches_are_dead_lettered_redirects_not_followed_filters_applie
             "secret": secret,
         },
     ]
+    destinations.append(
+        {"id": "replay", "url": receiver.url("/replay"), "secret": secret, "start": "earliest"}
+    )
+    # Committed before the destinations exist: only the one that starts at `earliest` gets it.
+    old = membership_event("p9", "a", 2)  # a `left` of segment a: picky would want it
+    asyncio.run(cluster.produce([(cluster.topic("membership"), b"p9", orjson.dumps(old))]))
     (tmp_path / "destinations.json").write_text(json.dumps(destinations))
     result = run_cli(cluster.env, "destinations", "apply", str(tmp_path / "destinations.json"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -413,6 +419,9 @@ def test_failing_batches_are_dead_lettered_redirects_not_followed_filters_applie
     assert sorted(e["id"] for e in picky) == sorted(
         e["id"] for e in events if e["segment_id"] == "a" and e["type"] == "segment.left"
     )
+    replayed = accepted_events(receiver.snapshot(), "/replay")
+    assert sorted(e["id"] for e in replayed) == sorted([old["id"], *(e["id"] for e in events)])
+    assert old["id"] not in {e["id"] for e in picky}
     assert 'segstream_deliver_failed_attempts_total{destination="moved",reason="redirect"} 3.0' in (
         metrics
     )

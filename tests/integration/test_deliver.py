@@ -44,9 +44,8 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:
 
 def http(method: str, url: str, body: Any = None) -> tuple[int, Any]:
     data = None if body is None else orjson.dumps(body)
-    request = urllib.request.Request(
-        url, data=data, method=method, headers={"Authorization": f"Bearer {TOKEN}"}
-    )
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return response.status, orjson.loads(response.read())

@@ -136,7 +136,7 @@ def test_a_fenced_writer_starts_over_and_still_succeeds(
     kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = fresh_settings(kafka_bootstrap)
-    caplog.set_level(logging.INFO, logger="segstream.app.segment_writer")
+    caplog.set_level(logging.INFO, logger="segstream.app.single_writer")
 
     async def scenario() -> tuple[Any, Any, Any]:
         async with SegmentWriter(settings) as first:

@@ -19,7 +19,7 @@ class ApiSegmentWriter(SegmentWriter):
     async def create(self, raw: object) -> Applied:
         """Write `raw` only when its id is not currently defined (checked in the transaction)."""
 
-        def plan(state: SegmentState) -> tuple[Applied, list[dict[str, Any]]]:
+        async def plan(state: SegmentState) -> tuple[Applied, list[dict[str, Any]]]:
             segment_id = raw.get("id") if isinstance(raw, dict) else None
             if isinstance(segment_id, str) and segment_id in state.definitions:
                 raise SegmentExists(segment_id)

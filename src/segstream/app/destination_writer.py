@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import orjson
 
 from segstream.app.outbound import OutboundPolicy
 from segstream.app.readers import committed_reader
-from segstream.app.segment_writer import read_topic_to_end
 from segstream.app.settings import WorkerSettings
+from segstream.app.single_writer import SingleWriter, read_topic_to_end
 from segstream.errors import Problem, SegstreamError
 from segstream.schemas.destinations import DESTINATION_FIELDS, DestinationDefinition
 from segstream.schemas.jsontext import loads_exact
@@ -41,8 +40,6 @@ log = logging.getLogger(__name__)
 
 DestinationOutcome = Literal["created", "changed", "unchanged", "rejected"]
 _T = TypeVar("_T")
-MAX_ATTEMPTS = 6
-_RETRY_PAUSE_S = 0.2
 
 
 class UnknownDestination(SegstreamError):
@@ -177,87 +174,20 @@ def _label(index: int, raw: object) -> str:
     return f"[{index}]"
 
 
-def _is_fenced(exc: BaseException) -> bool:
-    from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
-
-    return isinstance(exc, ProducerFenced | InvalidProducerEpoch)
-
-
-class DestinationWriter:
+class DestinationWriter(SingleWriter[DestinationState]):
     """The only way destinations are written: validated, versioned, in transactions."""
 
+    what = "destination"
+
     def __init__(self, settings: WorkerSettings, policy: OutboundPolicy | None = None) -> None:
-        self.settings = settings
-        self.policy = policy if policy is not None else OutboundPolicy.from_env()
-        self.topic = settings.topics.destinations
-        self.transactional_id = f"{settings.app_id}-destinations-writer"
-        self._producer: Any = None
-        self._consumer: Any = None
-        self._partition: Any = None
-        self._state = DestinationState()
-
-    async def __aenter__(self) -> DestinationWriter:
-        try:
-            await self._start_consumer()
-            await self._start_producer()
-        except BaseException:
-            await self.close()
-            raise
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Stop the producer and the consumer."""
-        producer, consumer = self._producer, self._consumer
-        self._producer = self._consumer = None
-        if producer is not None:
-            await producer.stop()
-        if consumer is not None:
-            await consumer.stop()
-
-    async def _start_consumer(self) -> None:
-        from aiokafka import TopicPartition
-
-        self._consumer = committed_reader(self.settings)
-        await self._consumer.start()
-        if self.topic not in await self._consumer.topics():
-            raise SegstreamError(f"topic {self.topic} does not exist: create the topics first")
-        self._partition = TopicPartition(self.topic, 0)
-        self._consumer.assign([self._partition])
-        await self._consumer.seek_to_beginning(self._partition)
-
-    async def _start_producer(self) -> None:
-        from aiokafka import AIOKafkaProducer
-
-        producer = AIOKafkaProducer(
-            **self.settings.client_kwargs(),
-            transactional_id=self.transactional_id,
-            enable_idempotence=True,
-            acks="all",
+        super().__init__(
+            settings,
+            settings.topics.destinations,
+            f"{settings.app_id}-destinations-writer",
+            DestinationState(),
+            orjson.dumps,
         )
-        await producer.start()
-        self._producer = producer
-
-    async def _restart_producer(self) -> None:
-        old, self._producer = self._producer, None
-        if old is not None:
-            try:
-                await old.stop()
-            except Exception:  # a fenced producer may fail to stop cleanly; it is dropped
-                log.debug("stopping a fenced producer failed", exc_info=True)
-        await self._start_producer()
-
-    async def _catch_up(self) -> DestinationState:
-        for message in await read_topic_to_end(self._consumer, [self._partition]):
-            self._state.read(message.value)
-        return self._state
+        self.policy = policy if policy is not None else OutboundPolicy.from_env()
 
     async def _membership_ends(self) -> list[int]:
         """The membership topic's read_committed end offsets: a new destination starts there."""
@@ -279,21 +209,27 @@ class DestinationWriter:
 
     async def apply(self, raws: Sequence[object]) -> list[DestinationApplied]:
         """Validate and write each destination, in order; one transaction for the valid ones."""
-        return await self._write(lambda state, ends: self._plan_many(state, raws, ends))
+
+        async def plan(
+            state: DestinationState,
+        ) -> tuple[list[DestinationApplied], list[dict[str, Any]]]:
+            return self._plan_many(state, raws, await self._membership_ends())
+
+        return await self._write_noted(plan)
 
     async def create(self, raw: object) -> DestinationApplied:
         """Write `raw` only when its id is not currently defined (else DestinationExists)."""
 
-        def plan(
-            state: DestinationState, ends: list[int]
+        async def plan(
+            state: DestinationState,
         ) -> tuple[DestinationApplied, list[dict[str, Any]]]:
             destination_id = raw.get("id") if isinstance(raw, dict) else None
             if isinstance(destination_id, str) and destination_id in state.records:
                 raise DestinationExists(destination_id)
-            results, records = self._plan_many(state, [raw], ends)
+            results, records = self._plan_many(state, [raw], await self._membership_ends())
             return results[0], records
 
-        return await self._write(plan)
+        return await self._write_noted(plan)
 
     def _plan_many(
         self, state: DestinationState, raws: Sequence[object], ends: list[int]
@@ -312,51 +248,28 @@ class DestinationWriter:
     async def delete(self, destination_id: str) -> int:
         """Write the deletion marker of a defined destination; returns the version it keeps."""
 
-        def plan(state: DestinationState, ends: list[int]) -> tuple[int, list[dict[str, Any]]]:
+        async def plan(state: DestinationState) -> tuple[int, list[dict[str, Any]]]:
             marker = state.plan_delete(destination_id)
             return marker["version"], [marker]
 
-        return await self._write(plan)
+        return await self._write_noted(plan)
 
-    async def _write(
-        self,
-        plan: Callable[[DestinationState, list[int]], tuple[_T, list[dict[str, Any]]]],
+    async def _write_noted(
+        self, plan: Callable[[DestinationState], Awaitable[tuple[_T, list[dict[str, Any]]]]]
     ) -> _T:
-        if self._producer is None:
-            raise SegstreamError("the destination writer is not started (use `async with`)")
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                state = (await self._catch_up()).copy()
-                result, records = plan(state, await self._membership_ends())
-                if records:
-                    await self._commit(records)
-                    for record in records:
-                        self._state.read(orjson.dumps(record))
-                return result
-            except Exception as exc:
-                if not _is_fenced(exc):
-                    raise
-                log.info("destination writer fenced (attempt %d); starting over", attempt)
-                await asyncio.sleep(_RETRY_PAUSE_S * attempt)
-                await self._restart_producer()
-        raise SegstreamError(f"another destination writer took over {MAX_ATTEMPTS} times")
+        """Write, then take what was committed into the state at once (its markers may not be
+        readable yet)."""
+        written: list[dict[str, Any]] = []
 
-    async def _commit(self, records: list[dict[str, Any]]) -> None:
-        producer = self._producer
-        await producer.begin_transaction()
-        try:
-            futures = [
-                await producer.send(
-                    self.topic, key=record["id"].encode(), value=orjson.dumps(record), partition=0
-                )
-                for record in records
-            ]
-            await asyncio.gather(*futures)
-        except Exception as exc:
-            if not _is_fenced(exc):
-                await producer.abort_transaction()
-            raise
-        await producer.commit_transaction()
+        async def noting(state: DestinationState) -> tuple[_T, list[dict[str, Any]]]:
+            result, records = await plan(state)
+            written[:] = records
+            return result, records
+
+        result = await self._write(noting)
+        for record in written:
+            self._state.read(orjson.dumps(record))
+        return result
 
 
 class DestinationExists(SegstreamError):

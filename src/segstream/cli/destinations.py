@@ -8,7 +8,7 @@ import click
 import orjson
 
 from segstream.cli.params import load_definitions
-from segstream.cli.segments import load_settings, run_kafka
+from segstream.cli.segments import echo_applied, load_settings, run_kafka
 
 __all__ = ["destinations"]
 
@@ -40,19 +40,7 @@ def apply(file: str) -> None:
         async with DestinationWriter(settings, policy) as writer:
             return await writer.apply(raws)
 
-    results = run_kafka(settings, write())
-    rejected = 0
-    for applied in results:
-        if applied.outcome == "rejected":
-            rejected += 1
-            click.echo(f"{applied.label} rejected")
-            for problem in applied.problems:
-                click.echo(f"{applied.label}: {problem}")
-        else:
-            click.echo(f"{applied.label} v{applied.version} {applied.outcome}")
-    if rejected:
-        click.echo(f"{rejected} of {len(results)} destinations were rejected", err=True)
-        raise SystemExit(1)
+    echo_applied(run_kafka(settings, write()), "destinations")
 
 
 @destinations.command(name="list")

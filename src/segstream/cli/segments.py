@@ -50,6 +50,23 @@ def kafka_errors(settings: WorkerSettings) -> Iterator[None]:
         raise click.ClickException(f"Kafka error: {exc}") from None
 
 
+def echo_applied(results: list[Any], what: str) -> None:
+    """One line per written record (`label vN outcome`, or `label rejected` and its
+    problems); exit 1 when any was rejected."""
+    rejected = 0
+    for applied in results:
+        if applied.outcome == "rejected":
+            rejected += 1
+            click.echo(f"{applied.label} rejected")
+            for problem in applied.problems:
+                click.echo(f"{applied.label}: {problem}")
+        else:
+            click.echo(f"{applied.label} v{applied.version} {applied.outcome}")
+    if rejected:
+        click.echo(f"{rejected} of {len(results)} {what} were rejected", err=True)
+        raise SystemExit(1)
+
+
 def run_kafka(settings: WorkerSettings, coroutine: Coroutine[Any, Any, _T]) -> _T:
     """Run a coroutine that talks to Kafka; its expected failures become one-line errors."""
     with kafka_errors(settings):
@@ -74,19 +91,7 @@ def apply(file: str) -> None:
         async with SegmentWriter(settings) as writer:
             return await writer.apply(definitions)
 
-    results = run_kafka(settings, write())
-    rejected = 0
-    for applied in results:
-        if applied.outcome == "rejected":
-            rejected += 1
-            click.echo(f"{applied.label} rejected")
-            for problem in applied.problems:
-                click.echo(f"{applied.label}: {problem}")
-        else:
-            click.echo(f"{applied.label} v{applied.version} {applied.outcome}")
-    if rejected:
-        click.echo(f"{rejected} of {len(results)} definitions were rejected", err=True)
-        raise SystemExit(1)
+    echo_applied(run_kafka(settings, write()), "definitions")
 
 
 @segments.command(name="list")

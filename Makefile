@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KAFKA := deploy/kafka-local/kafka.sh
 
-.PHONY: help venv constraints run test lint unit integration chaos bench ops-tools browser-tools kafka-start kafka-stop kafka-status kafka-fetch clean
+.PHONY: help venv constraints run test lint unit integration chaos bench ops-tools browser-tools kcat-tools kafka-start kafka-stop kafka-status kafka-fetch clean
 
 help:
 	@echo "make run          local Kafka broker, worker, demo segments and a live stream (Ctrl-C stops all)"
@@ -54,13 +54,18 @@ ops-tools:
 browser-tools:
 	deploy/tools/ensure-chromium.sh
 
+# Debian's kcat (librdkafka) for the tests that write input with a client not ours
+# (tests/integration/test_foreign_clients.py: CRC32 partitioning, every compression codec).
+kcat-tools:
+	deploy/tools/ensure-kcat.sh
+
 unit: $(STAMP) ops-tools
 	$(BIN)/pytest -m "not kafka"
 
-integration: $(STAMP) browser-tools
+integration: $(STAMP) browser-tools kcat-tools
 	$(BIN)/pytest -m kafka
 
-test: lint ops-tools browser-tools
+test: lint ops-tools browser-tools kcat-tools
 	$(BIN)/pytest
 
 # Chaos rounds on a broker of their own; SEGSTREAM_CHAOS_DURATION seconds (default 600),

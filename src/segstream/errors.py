@@ -4,6 +4,7 @@ Hierarchy::
 
     SegstreamError
     ├── InvalidDefinition        a segment definition broke the rule language (carries problems)
+    │   └── ReferenceCycle       installing it would close a reference cycle (also a ValueError)
     ├── InvalidRecord            an input record must go to the dead-letter topic (carries kind)
     ├── ProfileProcessingError   a timer or backfill step failed for one profile (a defect)
     └── ConfigurationError       a setting has an unusable value
@@ -19,6 +20,7 @@ __all__ = [
     "InvalidRecord",
     "Problem",
     "ProfileProcessingError",
+    "ReferenceCycle",
     "SegstreamError",
 ]
 
@@ -44,6 +46,10 @@ class InvalidDefinition(SegstreamError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("; ".join(str(p) for p in problems))
+
+
+class ReferenceCycle(InvalidDefinition, ValueError):
+    """Installing a definition would close a cycle of `segment` references (SPEC §4.1)."""
 
 
 class InvalidRecord(SegstreamError):

@@ -9,7 +9,9 @@ from functools import lru_cache
 __all__ = [
     "DAY",
     "HOUR",
+    "MAX_INSTANT",
     "MINUTE",
+    "MIN_INSTANT",
     "SECOND",
     "format_instant",
     "is_date",
@@ -24,6 +26,10 @@ MINUTE = 60 * SECOND
 HOUR = 60 * MINUTE
 DAY = 24 * HOUR
 WEEK = 7 * DAY
+
+#: The instants SPEC §3.3 (v1.1) allows: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z.
+MIN_INSTANT = -62_135_596_800 * SECOND
+MAX_INSTANT = 253_402_300_800 * SECOND - 1
 
 _UNITS = {"s": SECOND, "m": MINUTE, "h": HOUR, "d": DAY, "w": WEEK}
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -63,6 +69,8 @@ def parse_datetime(text: str) -> int:
             raise ValueError(f"{text!r} has an out-of-range zone offset")
         offset = int(oh) * HOUR + int(om) * MINUTE
         us -= offset if sign == "+" else -offset
+        if not MIN_INSTANT <= us <= MAX_INSTANT:
+            raise ValueError(f"{text!r} is outside 0001-01-01T00:00:00Z to 9999-12-31 (UTC)")
     return us
 
 
@@ -109,7 +117,9 @@ def format_instant(us: int) -> str:
 @lru_cache(maxsize=4096)
 def _format_second(seconds: int) -> str:
     # Output writes two instants per membership event, mostly of a few recent seconds.
-    return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    # Not strftime: its %Y does not pad years before 1000 to four digits on every platform.
+    t = _EPOCH + timedelta(seconds=seconds)
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}"
 
 
 def utc_date(us: int) -> date:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import orjson
-
 from segstream.app.readers import committed_reader
 from segstream.app.segment_writer import SegmentState, read_topic_to_end
 from segstream.app.settings import WorkerSettings
 from segstream.app.status_view import SegmentRow, partition_counts, segment_rows
-from segstream.schemas.jsontext import loads_exact
+from segstream.schemas.jsontext import dumps, loads_exact
 
 __all__ = ["ClusterView", "partition_for"]
 
@@ -28,7 +26,7 @@ class ClusterView:
 
     def __init__(self, settings: WorkerSettings) -> None:
         self.settings = settings
-        self.state = SegmentState()
+        self.state = SegmentState(history_retention=settings.history_retention)
         self.statuses: dict[int, dict[str, Any]] = {}
         self._partitions: int | None = None
         self._consumer: Any = None
@@ -50,13 +48,13 @@ class ClusterView:
             parts = sorted(consumer.assignment(), key=lambda tp: tp.topic)
             for record in await read_topic_to_end(consumer, parts):
                 if record.topic == self.settings.topics.segments:
-                    self.state.read(record.value)
+                    self.state.read(record.value, record.key)
                 else:
                     self._status(record.key, record.value)
 
     def note_written(self, record: dict[str, Any]) -> None:
         """Take a record this worker just committed, before its markers make it readable."""
-        self.state.read(orjson.dumps(record))
+        self.state.read(dumps(record))
 
     async def _start(self) -> Any:
         from aiokafka import TopicPartition
@@ -101,4 +99,6 @@ class ClusterView:
 
     def rows(self, partitions: int) -> list[SegmentRow]:
         """Segment rows: status building|ready and members, as `segments list` shows them."""
-        return segment_rows(self.state.definitions, self.statuses, partitions)
+        return segment_rows(
+            self.state.definitions, self.statuses, partitions, rejected=self.state.rejected
+        )

@@ -5,20 +5,26 @@ keeps the latest record per segment id. For each partition it owns it compares t
 versions the partition has applied (its registry) and sends the missing records as control
 records to that partition, in topic order; a partition applies a record only if it is newer
 than what it has, so repeats (after a restart or a rebalance) are harmless.
+
+Each record is checked on its own first (SPEC §4.3, `segstream.rules.stored`): one with no
+effect is skipped, logged and counted, and never reaches a partition.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
-import orjson
-
+from segstream.app.metrics import WorkerMetrics
 from segstream.app.readers import committed_reader
 from segstream.app.settings import WorkerSettings
 from segstream.engine.registry import SegmentRegistry
+from segstream.rules.stored import SkippedRecord, check_segment_record
 
 __all__ = ["SegmentCatalogue"]
+
+log = logging.getLogger("segstream.catalogue")
 
 State = tuple[int, bool]  # (version, deleted)
 RESEND_AFTER_S = 10.0
@@ -40,9 +46,15 @@ def applied_state(registry: SegmentRegistry, segment_id: str) -> State | None:
 class SegmentCatalogue:
     """The segments topic, followed continuously."""
 
-    def __init__(self, settings: WorkerSettings) -> None:
+    def __init__(self, settings: WorkerSettings, metrics: WorkerMetrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.records: dict[str, dict[str, Any]] = {}  # in topic order of their last write
+        self.last_versions: dict[str, int] = {}
+        #: Segment ids whose latest record was skipped: (version, reason).
+        self.rejected: dict[str, tuple[int, str]] = {}
+        #: The current definitions (no deletion markers), for the cycle check.
+        self._in_force: dict[str, dict[str, Any]] = {}
         self._requested: dict[int, dict[str, tuple[State, float]]] = {}
         self._consumer: Any = None
 
@@ -67,18 +79,41 @@ class SegmentCatalogue:
         changed = False
         for messages in fetched.values():
             for message in messages:
-                if message.value is None:
+                checked = check_segment_record(
+                    message.value,
+                    key=message.key,
+                    last_versions=self.last_versions,
+                    history_retention=self.settings.history_retention,
+                    defined=self._in_force,
+                )
+                if isinstance(checked, SkippedRecord):
+                    self._skipped(message.offset, checked)
                     continue
-                try:
-                    record = orjson.loads(message.value)
-                    _state(record)
-                    segment_id = record["id"]
-                except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                    continue
+                segment_id = checked.segment_id
+                self.last_versions[segment_id] = checked.version
+                self.rejected.pop(segment_id, None)
                 self.records.pop(segment_id, None)
-                self.records[segment_id] = record
+                self.records[segment_id] = checked.record
+                if checked.deleted:
+                    self._in_force.pop(segment_id, None)
+                else:
+                    self._in_force[segment_id] = checked.record
                 changed = True
         return changed
+
+    def _skipped(self, offset: int, checked: SkippedRecord) -> None:
+        log.warning(
+            "segments topic offset %d skipped (%s): %s",
+            offset,
+            checked.segment_id or "no usable id",
+            checked.reason,
+        )
+        if self.metrics is not None:
+            self.metrics.internal_record_skipped("segments")
+        if checked.segment_id is not None and checked.version is not None:
+            sid = checked.segment_id
+            self.last_versions[sid] = max(checked.version, self.last_versions.get(sid, 0))
+            self.rejected[sid] = (checked.version, checked.reason)
 
     def forget_requests(self, partition: int) -> None:
         """A partition was (re)opened: whatever was requested before may be lost."""

@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.settings import TopicNames
 from segstream.engine.membership import MembershipChange
 from segstream.errors import InvalidRecord
+from segstream.schemas.jsontext import dumps
 
 __all__ = ["RecordCollector", "Rejected", "SendRejected", "wall_us"]
 
@@ -86,6 +85,9 @@ class _Outgoing:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]]
+    #: Another partition of the same topic (a misrouted input record moved, SPEC §2).
+    partition: int | None = None
+    timestamp_ms: int | None = None
 
 
 class RecordCollector:
@@ -112,7 +114,7 @@ class RecordCollector:
         metrics = self._metrics
         emitted = wall_us()
         for change in changes:
-            record = orjson.dumps(change.to_record(emitted))
+            record = dumps(change.to_record(emitted))
             self._pending.append(
                 _Outgoing(self._topics.membership, change.profile_id.encode(), record, [])
             )
@@ -128,7 +130,7 @@ class RecordCollector:
         """The record, as it was read, to the dead-letter topic with the SPEC §7 headers."""
         headers = [
             ("segstream.error.kind", error.kind.encode()),
-            ("segstream.error.message", error.message.encode()),
+            ("segstream.error.message", error.message.encode("utf-8", "backslashreplace")),
             ("segstream.source.topic", topic.encode()),
             ("segstream.source.partition", str(message.partition).encode()),
             ("segstream.source.offset", str(message.offset).encode()),
@@ -136,6 +138,14 @@ class RecordCollector:
         value = message.value if keep_value else None
         self._pending.append(_Outgoing(self._topics.deadletter, message.key, value, headers))
         self._dead_letters.append(error.kind)
+
+    def move(
+        self, topic: str, message: Any, partition: int, headers: list[tuple[str, bytes]]
+    ) -> None:
+        """The record, unchanged but for `headers`, to `partition` of its own topic."""
+        self._pending.append(
+            _Outgoing(topic, message.key, message.value, headers, partition, message.timestamp)
+        )
 
     async def send(self, producer: Any, changelog: Sequence[tuple[bytes, bytes | None]]) -> None:
         """Hand every collected record, then the changelog records, to the producer."""
@@ -147,13 +157,23 @@ class RecordCollector:
         rejected = _record_errors()
         for record in outgoing:
             try:
-                future = await producer.send(
-                    record.topic,
-                    key=record.key,
-                    value=record.value,
-                    partition=self._partition,
-                    headers=record.headers or None,
-                )
+                if record.partition is None:
+                    future = await producer.send(
+                        record.topic,
+                        key=record.key,
+                        value=record.value,
+                        partition=self._partition,
+                        headers=record.headers or None,
+                    )
+                else:  # a moved input record keeps its timestamp
+                    future = await producer.send(
+                        record.topic,
+                        key=record.key,
+                        value=record.value,
+                        partition=record.partition,
+                        headers=record.headers or None,
+                        timestamp_ms=record.timestamp_ms,
+                    )
             except rejected as exc:
                 # Refused by the client before it went anywhere (larger than max_request_size).
                 raise SendRejected([self._rejected(record)], exc) from exc

@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 
-import orjson
+from segstream.schemas.jsontext import dumps_text
 
 __all__ = ["configure_logging"]
 
@@ -24,7 +24,7 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(entry).decode()
+        return dumps_text(entry)
 
 
 def configure_logging(level: str) -> None:

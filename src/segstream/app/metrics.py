@@ -72,6 +72,8 @@ METRIC_NAMES = (
     "segstream_profile_steps_dropped_total",
     "segstream_records_skipped_total",
     "segstream_batch_retries_total",
+    "segstream_misrouted_records_total",
+    "segstream_background_task_restarts_total",
 )
 
 
@@ -191,11 +193,25 @@ class WorkerMetrics:
             ["cause"],
             registry=reg,
         )
+        self._misrouted = Counter(
+            "segstream_misrouted_records",
+            "Input records found outside their murmur2 partition and moved there.",
+            ["topic"],
+            registry=reg,
+        )
+        self._restarts = Counter(
+            "segstream_background_task_restarts",
+            "Background tasks of the worker (ticker, status, catalogue) restarted after a crash.",
+            ["task"],
+            registry=reg,
+        )
         for kind in DEAD_LETTER_KINDS:
             self._dead_letters.labels(kind=kind)
         for step in ("timer", "backfill"):
             self._steps_dropped.labels(step=step)
-        for kind in ("control", "no_dead_letter"):
+        for task in ("ticker", "status", "catalogue"):
+            self._restarts.labels(task=task)
+        for kind in ("control", "segments", "no_dead_letter"):
             self._records_skipped.labels(kind=kind)
         for cause in ("record", "profile", "rejected"):
             self._batch_retries.labels(cause=cause)
@@ -204,6 +220,14 @@ class WorkerMetrics:
         self._ready.set(0)
 
     # Input and processing.
+
+    def misrouted(self, topic: str) -> None:
+        """Count an input record moved to its murmur2 partition."""
+        self._misrouted.labels(topic=topic).inc()
+
+    def task_restarted(self, task: str) -> None:
+        """Count a background task restarted by the supervisor."""
+        self._restarts.labels(task=task).inc()
 
     def consumed(self, topic: str, type: str, count: int = 1) -> None:
         """Count `count` consumed records of `topic` whose event type is `type` (or 'invalid')."""
@@ -240,7 +264,8 @@ class WorkerMetrics:
 
     def internal_record_skipped(self, kind: str) -> None:
         """Count a record that was neither applied nor dead-lettered (`control`: a control
-        record that failed; `no_dead_letter`: not even its dead letter could be written)."""
+        record that failed or is junk; `segments`: a segments-topic record with no effect,
+        SPEC §4.3; `no_dead_letter`: not even its dead letter could be written)."""
         self._records_skipped.labels(kind=kind).inc()
 
     def batch_retry(self, cause: str) -> None:

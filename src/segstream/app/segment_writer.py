@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import orjson
-
 from segstream.app.settings import WorkerSettings
 from segstream.app.single_writer import SingleWriter, WriterGaveUp, read_topic_to_end
 from segstream.errors import Problem, SegstreamError
 from segstream.rules import condition_fingerprint, validate_definition
-from segstream.schemas.jsontext import loads_exact
+from segstream.rules.stored import SkippedRecord, check_segment_record
+from segstream.schemas.jsontext import dumps
 from segstream.schemas.vocabulary import SEGMENT_ID
+from segstream.timefmt import DAY
 
 __all__ = [
     "Applied",
@@ -53,35 +52,54 @@ class Applied:
 
 @dataclass
 class SegmentState:
-    """The segments topic as read so far: current records by id and each id's last version."""
+    """The segments topic as read so far: current records by id and each id's last version.
+
+    Each record is checked on its own as workers check it (SPEC §4.3); one with no effect is
+    skipped, and when it was an id's latest version it is kept in `rejected` with the reason
+    (`segments list` and the API show it), while the definition before it stays in force.
+    """
 
     definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
     last_versions: dict[str, int] = field(default_factory=dict)
+    rejected: dict[str, tuple[int, str]] = field(default_factory=dict)
+    history_retention: int = 365 * DAY
 
     def copy(self) -> SegmentState:
         """A copy that planning may change without touching what was read."""
-        return SegmentState(dict(self.definitions), dict(self.last_versions))
+        return SegmentState(
+            dict(self.definitions),
+            dict(self.last_versions),
+            dict(self.rejected),
+            self.history_retention,
+        )
 
-    def read(self, value: bytes | None) -> None:
-        """Take one record of the segments topic; records that are not ours are skipped."""
-        if value is None:
+    def read(self, value: bytes | None, key: bytes | object | None = ...) -> None:
+        """Take one record of the segments topic; records with no effect are skipped."""
+        checked = check_segment_record(
+            value,
+            key=key,
+            last_versions=self.last_versions,
+            history_retention=self.history_retention,
+            defined=self.definitions,
+        )
+        if isinstance(checked, SkippedRecord):
+            log.warning(
+                "skipping a segments-topic record (%s): %s",
+                checked.segment_id or "no usable id",
+                checked.reason,
+            )
+            if checked.segment_id is not None and checked.version is not None:
+                sid = checked.segment_id
+                self.last_versions[sid] = max(checked.version, self.last_versions.get(sid, 0))
+                self.rejected[sid] = (checked.version, checked.reason)
             return
-        try:
-            record = loads_exact(value)
-        except ValueError:
-            log.warning("skipping a segments-topic record that is not JSON")
-            return
-        segment_id = record.get("id") if isinstance(record, dict) else None
-        version = record.get("version") if isinstance(record, dict) else None
-        if not isinstance(segment_id, str) or type(version) is not int:
-            log.warning("skipping a segments-topic record without id and version")
-            return
-        assert isinstance(record, dict)
-        self.last_versions[segment_id] = max(version, self.last_versions.get(segment_id, 0))
-        if record.get("deleted") is True:
+        segment_id = checked.segment_id
+        self.rejected.pop(segment_id, None)
+        self.last_versions[segment_id] = checked.version
+        if checked.deleted:
             self.definitions.pop(segment_id, None)
         else:
-            self.definitions[segment_id] = record
+            self.definitions[segment_id] = checked.record
 
     def plan_upsert(
         self, index: int, raw: object, history_retention: int
@@ -140,13 +158,7 @@ def _label(index: int, raw: object) -> str:
 
 def segment_record_bytes(record: dict[str, Any]) -> bytes:
     """The record as JSON; numbers keep their form, so `1` and `1.0` stay different."""
-    try:
-        return orjson.dumps(record)
-    except orjson.JSONEncodeError:
-        # Integers beyond 64 bits are valid JSON that orjson refuses; the stdlib writes them.
-        return json.dumps(
-            record, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        ).encode()
+    return dumps(record)
 
 
 class SegmentWriter(SingleWriter[SegmentState]):
@@ -162,7 +174,7 @@ class SegmentWriter(SingleWriter[SegmentState]):
             settings,
             settings.topics.segments,
             f"{settings.app_id}-segments-writer",
-            SegmentState(),
+            SegmentState(history_retention=settings.history_retention),
             segment_record_bytes,
         )
 

@@ -15,7 +15,15 @@ from urllib.parse import urlsplit
 
 from segstream.timefmt import parse_duration
 
-__all__ = ["MIB", "KafkaSecurity", "SettingsError", "TopicNames", "WorkerSettings", "is_loopback"]
+__all__ = [
+    "MIB",
+    "OUTPUT_COMPRESSIONS",
+    "KafkaSecurity",
+    "SettingsError",
+    "TopicNames",
+    "WorkerSettings",
+    "is_loopback",
+]
 
 MIB = 1024 * 1024
 #: Room for a dead letter's headers (SPEC §7) above the original record's size.
@@ -150,6 +158,9 @@ class WorkerSettings:
     api_max_previews: int = 2
     #: Serve the API on a non-loopback address without a token (never in production).
     web_insecure: bool = False
+    #: Compression of what the partitions' producers write (membership, dead letters,
+    #: changelog): None, or one of OUTPUT_COMPRESSIONS. Reading accepts every codec anyway.
+    output_compression: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -228,6 +239,7 @@ class WorkerSettings:
             api_peer_urls=reader.items("API_PEER_URLS"),
             api_max_previews=reader.integer("API_MAX_PREVIEWS", 2, minimum=1),
             web_insecure=reader.flag("WEB_INSECURE", default=False),
+            output_compression=_compression(reader.text("OUTPUT_COMPRESSION", "none")),
         )._checked()
 
     def _checked(self) -> WorkerSettings:
@@ -306,6 +318,22 @@ def _advertised_url(url: str | None) -> str | None:
     if parts.query or parts.fragment or parts.path not in ("", "/"):
         raise SettingsError(f"{PREFIX}WEB_ADVERTISE is scheme://host:port, with no path")
     return url.rstrip("/")
+
+
+#: The codecs Kafka supports, for SEGSTREAM_OUTPUT_COMPRESSION (besides `none`).
+OUTPUT_COMPRESSIONS = ("gzip", "snappy", "lz4", "zstd")
+
+
+def _compression(text: str) -> str | None:
+    value = text.lower()
+    if value == "none":
+        return None
+    if value not in OUTPUT_COMPRESSIONS:
+        raise SettingsError(
+            f"{PREFIX}OUTPUT_COMPRESSION must be none, {', '.join(OUTPUT_COMPRESSIONS)}; "
+            f"not {text!r}"
+        )
+    return value
 
 
 @dataclass(frozen=True)

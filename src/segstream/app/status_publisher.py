@@ -10,11 +10,10 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import orjson
-
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.settings import WorkerSettings
 from segstream.app.task_manager import TaskManager
+from segstream.schemas.jsontext import dumps
 from segstream.timefmt import format_instant
 
 __all__ = ["STATUS_INTERVAL_S", "StatusPublisher"]
@@ -64,9 +63,7 @@ class StatusPublisher:
                 # Where this worker answers HTTP: peers forward partition-owned requests here.
                 status["web"] = self._web_url()
                 status["at"] = format_instant(time.time_ns() // 1000)
-                await producer.send(
-                    topics.status, key=str(partition).encode(), value=orjson.dumps(status)
-                )
+                await producer.send(topics.status, key=str(partition).encode(), value=dumps(status))
             await self.report_lag(consumer)
 
     def report_members(self) -> None:

@@ -20,18 +20,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SegmentRow:
-    """One defined segment as the workers report it."""
+    """One defined segment as the workers report it.
+
+    `rejected`: the segment's latest record in the segments topic has no effect (SPEC §4.3),
+    for this reason; its `version` is that record's, and workers keep what came before it.
+    """
 
     id: str
     name: str
     description: str | None
     version: int
-    status: Literal["building", "ready"]
+    status: Literal["building", "ready", "rejected"]
     members: int
+    rejected: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The row as a JSON object (`description` null when there is none)."""
-        return {
+        row: dict[str, Any] = {
             "id": self.id,
             "name": self.name,
             "description": self.description,
@@ -39,22 +44,28 @@ class SegmentRow:
             "status": self.status,
             "members": self.members,
         }
+        if self.rejected is not None:
+            row["rejected"] = self.rejected
+        return row
 
 
 def segment_rows(
     definitions: Mapping[str, Mapping[str, Any]],
     statuses: Mapping[int, Mapping[str, Any]],
     partitions: int,
+    rejected: Mapping[str, tuple[int, str]] | None = None,
 ) -> list[SegmentRow]:
     """Rows for the current `definitions`, from the latest status of each input partition.
 
     Ready only when every partition 0..partitions-1 reports the current version ready;
-    members are summed over the partitions' entries at the current version.
+    members are summed over the partitions' entries at the current version. A segment whose
+    latest record was `rejected` (version, reason) is shown as rejected, with the reason.
     """
+    rejected = rejected or {}
     rows: list[SegmentRow] = []
-    for segment_id in sorted(definitions):
-        definition = definitions[segment_id]
-        version = definition["version"]
+    for segment_id in sorted(definitions.keys() | rejected.keys()):
+        definition = definitions.get(segment_id, {})
+        version = definition.get("version", 0)
         ready = True
         members = 0
         for partition in range(partitions):
@@ -69,14 +80,20 @@ def segment_rows(
             if type(counted) is int:
                 members += counted
         description = definition.get("description")
+        status: Literal["building", "ready", "rejected"] = "ready" if ready else "building"
+        reason = None
+        if segment_id in rejected:
+            version, reason = rejected[segment_id]
+            status = "rejected"
         rows.append(
             SegmentRow(
                 id=segment_id,
                 name=str(definition.get("name", "")),
                 description=description if isinstance(description, str) else None,
                 version=version,
-                status="ready" if ready else "building",
+                status=status,
                 members=members,
+                rejected=reason,
             )
         )
     return rows
@@ -147,14 +164,16 @@ async def read_status_rows(settings: WorkerSettings) -> list[SegmentRow]:
         records = await read_topic_to_end(consumer, [segments_tp, status_tp])
     finally:
         await consumer.stop()
-    state = SegmentState()
+    state = SegmentState(history_retention=settings.history_retention)
     statuses: dict[int, dict[str, Any]] = {}
     for record in records:
         if record.topic == topics.segments:
-            state.read(record.value)
+            state.read(record.value, record.key)
             continue
         parsed = _read_status(record.key, record.value)
         if parsed is not None:
             statuses[parsed[0]] = parsed[1]
     # The inputs' real partition count, not the setting: those are the partitions workers own.
-    return segment_rows(state.definitions, statuses, counts[topics.profiles])
+    return segment_rows(
+        state.definitions, statuses, counts[topics.profiles], rejected=state.rejected
+    )

@@ -28,11 +28,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from segstream.app.collector import RecordCollector, wall_us
+from segstream.app.internal_records import control_segment_record, stored_segment_record
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.restore import open_store, restore_store
+from segstream.app.routing import InputRouter
 from segstream.app.settings import WorkerSettings
 from segstream.app.store import PartitionStore, meta_key
 from segstream.app.transaction import PartitionState, PartitionTransaction
@@ -40,9 +40,10 @@ from segstream.engine.backfill import BackfillJob, BackfillQueue
 from segstream.engine.membership import MembershipChange
 from segstream.engine.processor import SegmentEngine
 from segstream.engine.registry import SegmentRegistry
-from segstream.errors import InvalidRecord, ProfileProcessingError
+from segstream.errors import InvalidDefinition, InvalidRecord, ProfileProcessingError
 from segstream.rules import analyze_condition, condition_fingerprint
-from segstream.schemas.events import parse_input_record
+from segstream.schemas.events import decode_key, parse_input_record
+from segstream.schemas.jsontext import dumps
 from segstream.timefmt import HOUR
 
 __all__ = [
@@ -148,6 +149,8 @@ class PartitionTask:
         self._batch_profile_count: int | None = None
         #: Makes an unstarted transactional producer (tests give a fake one).
         self._producer_factory = producer_factory or self._new_producer
+        #: Misrouted input records (SPEC §2) are moved to their murmur2 partition.
+        self.router = InputRouter(partition, (self.topics.profiles, self.topics.activity), metrics)
 
     # -- what others read -------------------------------------------------------------------
     @property
@@ -189,6 +192,7 @@ class PartitionTask:
             # Initialising the transactional id fences a zombie owner and aborts its open
             # transaction, so the changelog's end is stable before the restore reads it.
             self.producer = await self._start_producer()
+            await self.router.open(self.producer)
             store = open_store(self.settings, self.settings.store_dir / self.store_name)
             self.store, _applied = await restore_store(self.settings, self.partition, store)
             self.state = self._load(self.store)
@@ -251,6 +255,7 @@ class PartitionTask:
             # that every such transaction (and the events in it) would wait.
             retry_backoff_ms=20,
             max_request_size=self.settings.producer_max_request_bytes,
+            compression_type=self.settings.output_compression,
         )
 
     async def _start_producer(self) -> Any:
@@ -290,11 +295,21 @@ class PartitionTask:
         assert store is not None
         registry = SegmentRegistry(self.settings.history_retention)
         for _key, value in store.meta_items(_SEGMENT):
-            record = orjson.loads(value)
-            # Installing needs no profiles and schedules no timers: no transaction here.
-            registry.install(
-                _definition(record), record["version"], condition_fingerprint(record["condition"])
+            # A definition stored before SPEC v1.1 that v1.1 rejects is not installed.
+            record = stored_segment_record(
+                self.partition, value, self.settings.history_retention, self.metrics
             )
+            if record is None:
+                continue
+            # Installing needs no profiles and schedules no timers: no transaction here.
+            try:
+                registry.install(
+                    _definition(record),
+                    record["version"],
+                    condition_fingerprint(record["condition"]),
+                )
+            except InvalidDefinition as exc:  # a cycle among stored definitions
+                log.warning("partition %d: stored segment not installed: %s", self.partition, exc)
         # Versions last: a version already known would make the install above a no-op.
         for key, value in store.meta_items(_VERSION):
             versions = registry.versions
@@ -462,14 +477,14 @@ class PartitionTask:
         topic: str,
         message: Any,
     ) -> None:
-        key = message.key
+        target = self.router.target(topic, message)
+        if target is not None:
+            # Moved to its murmur2 partition in this transaction, applied there (SPEC §2).
+            collector.move(topic, message, target, self.router.moved_headers(topic, message))
+            return
         now = self.state.now
         try:
-            key_text = key.decode() if key is not None else None
-        except UnicodeDecodeError:
-            key_text = "\ufffd"  # never equal to a profile id: a key mismatch
-        try:
-            event = parse_input_record(message.value or b"", key=key_text)
+            event = parse_input_record(message.value or b"", key=decode_key(message.key))
             if event.at > now + HOUR:
                 raise InvalidRecord(
                     "future_timestamp", "'at' is more than 1 hour ahead of the processing clock"
@@ -493,14 +508,11 @@ class PartitionTask:
         message: Any,
     ) -> bool:
         """Apply a control record; True when the partition's meta changed."""
-        try:
-            body = orjson.loads(message.value)
-        except orjson.JSONDecodeError:
-            log.error("partition %d: unreadable control record skipped", self.partition)
+        record = control_segment_record(
+            self.partition, message, self.settings.history_retention, self.metrics
+        )
+        if record is None:  # junk: skipped, logged and counted
             return False
-        if body.get("kind") != "segment":
-            return False
-        record = body["record"]
         sid: str = record["id"]
         version: int = record["version"]
         self._finish_related(txn, engine, collector, record)
@@ -529,7 +541,7 @@ class PartitionTask:
             return False
         current = registry.segments.get(sid)
         if current is not None and current.version == version:
-            txn.put_meta(_SEGMENT + sid, orjson.dumps(record))
+            txn.put_meta(_SEGMENT + sid, dumps(record))
             txn.put_meta(_VERSION + sid, str(version).encode())
         if kind is not None:
             self.state.jobs.add(BackfillJob(sid, kind, version, total=self._profile_count()))

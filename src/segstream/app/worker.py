@@ -25,7 +25,6 @@ from collections import defaultdict
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
-import orjson
 from aiokafka.abc import ConsumerRebalanceListener
 
 from segstream.app.catalogue import SegmentCatalogue
@@ -33,9 +32,11 @@ from segstream.app.isolation import run_batch
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.settings import WorkerSettings
 from segstream.app.status_publisher import StatusPublisher
+from segstream.app.supervisor import supervise
 from segstream.app.task import PartitionTask
 from segstream.app.task_manager import TaskManager
 from segstream.app.ticks import TickScheduler
+from segstream.schemas.jsontext import dumps
 
 __all__ = ["WebService", "Worker"]
 
@@ -77,7 +78,7 @@ class Worker:
         self._reconciles: set[asyncio.Task[None]] = set()
         self.consumer: Any = None
         self.side_producer: Any = None
-        self.catalogue = SegmentCatalogue(settings)
+        self.catalogue = SegmentCatalogue(settings, self.metrics)
         self.web: WebService | None = None
         self.web_url: str | None = None
         self.ticks = TickScheduler(
@@ -146,13 +147,19 @@ class Worker:
             [topics.profiles, topics.activity, topics.control], listener=_Rebalance(self)
         )
         await self.consumer.start()
+        # Supervised: a crash of one (a defect) restarts it, counted and logged.
         background = [
-            asyncio.create_task(self.ticks.run(self._stopping), name="ticker"),
-            asyncio.create_task(
-                self.status_publisher.run(self._stopping, self.side_producer, self.consumer),
-                name="status",
-            ),
-            asyncio.create_task(self._catalogue_loop(), name="catalogue"),
+            asyncio.create_task(supervise(name, run, self.metrics, self._stopping), name=name)
+            for name, run in (
+                ("ticker", lambda: self.ticks.run(self._stopping)),
+                (
+                    "status",
+                    lambda: self.status_publisher.run(
+                        self._stopping, self.side_producer, self.consumer
+                    ),
+                ),
+                ("catalogue", self._catalogue_loop),
+            )
         ]
         log.info("worker %s started (group %s)", settings.worker_id, self.group_id)
         try:
@@ -265,7 +272,7 @@ class Worker:
                     await self.side_producer.send(
                         self.settings.topics.control,
                         key=record["id"].encode(),
-                        value=orjson.dumps({"kind": "segment", "record": record}),
+                        value=dumps({"kind": "segment", "record": record}),
                         partition=partition,
                     )
 

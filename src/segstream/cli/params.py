@@ -38,7 +38,8 @@ def load_definitions(path: str | Path) -> list[Any]:
     except OSError as exc:
         raise click.ClickException(f"cannot read {path}: {exc.strerror or exc}") from None
     try:
-        parsed = loads_exact(data)
+        # Lenient: a value beyond the SPEC limits rejects its definition alone (validator).
+        parsed = loads_exact(data, lenient=True)
     except ValueError as exc:
         raise click.ClickException(f"{path} is not valid JSON: {exc}") from None
     return parsed if isinstance(parsed, list) else [parsed]

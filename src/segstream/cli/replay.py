@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 import click
-import orjson
 
 from segstream.cli.params import duration, instant, load_definitions
+from segstream.schemas.jsontext import dumps
 
 __all__ = ["replay"]
 
@@ -82,8 +82,8 @@ def replay(
         lines = (line.rstrip(b"\r\n") for line in events)
         changes = replay_lines(session, lines, rejected)
         for change in changes:
-            out.write(orjson.dumps(change.to_record(time.time_ns() // 1000)) + b"\n")
+            out.write(dumps(change.to_record(time.time_ns() // 1000)) + b"\n")
         for change in session.finish(until):
-            out.write(orjson.dumps(change.to_record(time.time_ns() // 1000)) + b"\n")
+            out.write(dumps(change.to_record(time.time_ns() // 1000)) + b"\n")
     if strict and invalid:
         sys.exit(1)

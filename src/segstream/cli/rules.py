@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import click
-import orjson
 
 from segstream.cli.params import load_definitions
 from segstream.errors import Problem
@@ -16,6 +15,7 @@ from segstream.rules import (
     transitively_time_dependent,
     validate_definition,
 )
+from segstream.schemas.jsontext import dumps_text
 from segstream.schemas.vocabulary import SEGMENT_ID
 from segstream.timefmt import parse_duration
 
@@ -101,6 +101,6 @@ def explain(file: str, history_retention: int) -> None:
             "segments": list(facts.segments),
             "time_dependent": transitively_time_dependent(facts, known),
         }
-        click.echo(orjson.dumps(line).decode())
+        click.echo(dumps_text(line))
     if invalid:
         raise SystemExit(1)

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import orjson
 
 from segstream.cli.params import load_definitions
 from segstream.errors import SegstreamError
+from segstream.schemas.jsontext import dumps_text
 
 if TYPE_CHECKING:
     from segstream.app.settings import WorkerSettings
@@ -104,7 +104,7 @@ def list_segments(as_json: bool) -> None:
     rows = run_kafka(settings, read_status_rows(settings))
     if as_json:
         for row in rows:
-            click.echo(orjson.dumps(row.as_json()).decode())
+            click.echo(dumps_text(row.as_json()))
         return
     if not rows:
         click.echo("no segments are defined", err=True)

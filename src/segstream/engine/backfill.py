@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Container, Iterable
 from dataclasses import asdict, dataclass
 
-import orjson
-
 from segstream.engine.membership import MembershipChange
 from segstream.engine.processor import SegmentEngine
 from segstream.errors import ProfileProcessingError
+from segstream.schemas.jsontext import dumps, loads_exact
 
 __all__ = ["BackfillJob", "BackfillQueue"]
 
@@ -99,9 +98,9 @@ class BackfillQueue:
 
     def encode(self) -> bytes:
         """Bytes for the partition's state."""
-        return orjson.dumps([asdict(job) for job in self.jobs])
+        return dumps([asdict(job) for job in self.jobs])
 
     @classmethod
     def decode(cls, data: bytes | None) -> BackfillQueue:
         """The queue `encode` wrote (empty for None)."""
-        return cls(BackfillJob(**job) for job in orjson.loads(data)) if data else cls()
+        return cls(BackfillJob(**job) for job in loads_exact(data)) if data else cls()

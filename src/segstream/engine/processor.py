@@ -11,8 +11,6 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-import orjson
-
 from segstream.engine.membership import MembershipChange
 from segstream.engine.registry import AGE_PATH, CompiledSegment, SegmentRegistry
 from segstream.engine.types import DueTimes, ProfileStore
@@ -29,6 +27,7 @@ from segstream.rules.compile import (
 )
 from segstream.rules.operators import split_path
 from segstream.schemas.events import InputEvent
+from segstream.schemas.jsontext import dumps
 from segstream.state.profile import ProfileState, StoredEvent
 
 __all__ = ["SegmentEngine", "deep_merge"]
@@ -58,7 +57,7 @@ def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, A
 
 def _same(old: list[Any], new: list[Any]) -> bool:
     # `==` says 1 == 1.0 == True; the encoded form tells them apart.
-    return old == new and orjson.dumps(old) == orjson.dumps(new)
+    return old == new and dumps(old) == dumps(new)
 
 
 class SegmentEngine:

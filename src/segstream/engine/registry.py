@@ -9,8 +9,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import orjson
-
+from segstream.errors import Problem, ReferenceCycle
 from segstream.rules.compile import (
     NEGATIVE,
     OUTSIDE_BANDS,
@@ -30,6 +29,8 @@ from segstream.rules.compile import (
 )
 from segstream.rules.operators import elements as _elements
 from segstream.rules.operators import split_path, terminals
+from segstream.rules.references import closing_cycle
+from segstream.schemas.jsontext import dumps
 from segstream.state.profile import ProfileState
 
 __all__ = ["CompiledSegment", "SegmentRegistry"]
@@ -283,8 +284,14 @@ class SegmentRegistry:
     def install(
         self, definition: Mapping[str, Any], version: int, fingerprint: bytes
     ) -> CompiledSegment:
-        """Make `definition` the active version of its segment (replacing any older one)."""
+        """Make `definition` the active version of its segment (replacing any older one).
+
+        Raises ReferenceCycle, changing nothing, if it would close a reference cycle.
+        """
         sid: str = definition["id"]
+        cycle = closing_cycle(sid, definition["condition"], self._definitions)
+        if cycle is not None:
+            raise ReferenceCycle([Problem("condition", f"a reference cycle: {cycle}")])
         if sid in self.segments:
             self._unlink(self.segments[sid])
         interned: dict[int, Leaf] = {}  # by node identity: compiling asks more than once
@@ -493,7 +500,7 @@ class SegmentRegistry:
         if parts in self._truthless:
             return None
         cache = self._truths.setdefault(parts, {})
-        key = orjson.dumps(values)
+        key = dumps(values)
         found = cache.get(key)
         lookups = self._truth_lookups[parts] = self._truth_lookups.get(parts, 0) + 1
         if found is None:

@@ -80,7 +80,7 @@ class ReplaySession:
     def feed(self, line: str | bytes) -> list[MembershipChange]:
         """Apply one record line; raises InvalidRecord when it is rejected (no effect)."""
         try:
-            value = loads_exact(line.encode() if isinstance(line, str) else line)
+            value = loads_exact(line)
         except ValueError as exc:
             raise InvalidRecord("invalid_json", f"not valid JSON: {exc}") from None
         kind = value.get("type") if isinstance(value, dict) else None
@@ -153,6 +153,10 @@ def replay_lines(
             changes = session.feed(line)
         except InvalidRecord as exc:
             on_problem(number, f"{exc.kind}: {exc.message}")
+            continue
+        except Exception as exc:
+            # A defect (SPEC §3.3 `internal`): reported, and processing goes on (§8).
+            on_problem(number, f"internal: {type(exc).__name__}: {exc}")
             continue
         yield from changes
 

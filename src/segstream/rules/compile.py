@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-import orjson
-
 from segstream.rules.operators import (
     EARTH_RADIUS_KM,
     TIME_OPERATORS,
@@ -27,6 +25,7 @@ from segstream.rules.operators import (
     split_path,
     terminals,
 )
+from segstream.schemas.jsontext import dumps
 from segstream.state.profile import ProfileState, StoredEvent
 from segstream.timefmt import date_start, parse_date, parse_duration, parse_instant, utc_date
 
@@ -61,7 +60,7 @@ _AGE = ("age",)
 
 def leaf_key(node: Mapping[str, Any]) -> bytes:
     """The identity of a leaf condition: equal keys mean the same leaf."""
-    return orjson.dumps(node, option=orjson.OPT_SORT_KEYS)
+    return dumps(node, sort_keys=True)
 
 
 def index_key(value: Any) -> tuple[str, Any] | None:

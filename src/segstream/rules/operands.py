@@ -6,12 +6,17 @@ import math
 from collections.abc import Callable
 from typing import Any, Final
 
-from segstream.timefmt import parse_duration, parse_instant
+from segstream.timefmt import DAY, parse_duration, parse_instant
 
 __all__ = ["OPERAND_CHECKS", "is_number", "operand_problems", "show"]
 
 # A problem found in an operand: (path suffix under the operand, message).
 OperandProblem = tuple[str, str]
+
+
+#: Every duration in a definition is at most this long (SPEC §4.2, v1.1).
+MAX_DURATION_DAYS: Final = 36_500
+MAX_DURATION: Final = MAX_DURATION_DAYS * DAY
 
 
 def show(value: object) -> str:
@@ -97,7 +102,7 @@ def _instant(op: str, value: Any) -> list[OperandProblem]:
 
 def _duration(op: str, value: Any) -> list[OperandProblem]:
     try:
-        parse_duration(value)
+        size = parse_duration(value)
     except ValueError:
         return [
             (
@@ -106,6 +111,8 @@ def _duration(op: str, value: Any) -> list[OperandProblem]:
                 f"{show(value)} is not one",
             )
         ]
+    if size > MAX_DURATION:
+        return [("", f"{value} is longer than {MAX_DURATION_DAYS:,} days, the longest duration")]
     return []
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from segstream.errors import Problem
 
-__all__ = ["draft_definitions", "reference_problems", "referenced_segments"]
+__all__ = ["closing_cycle", "draft_definitions", "reference_problems", "referenced_segments"]
 
 #: What an id a draft refers to, unknown here, stands for: a definition without references.
 _STAND_IN: Mapping[str, Any] = {"condition": {}}
@@ -102,3 +102,17 @@ def draft_definitions(
     if not missing:
         return defined
     return {**defined, **dict.fromkeys(missing, _STAND_IN)}
+
+
+def closing_cycle(
+    segment_id: str, condition: object, defined: Mapping[str, Mapping[str, Any]]
+) -> str | None:
+    """What cycle installing `condition` as `segment_id` would close among `defined` (the
+    definitions in force, `segment_id`'s own replaced), described; None when it closes none."""
+    for target in referenced_segments(condition):
+        if target == segment_id:
+            return f"segment '{segment_id}' refers to itself"
+        chain = _chain_back(target, segment_id, defined)
+        if chain is not None:
+            return _describe_cycle(segment_id, chain)
+    return None

@@ -6,8 +6,15 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from segstream.errors import Problem
-from segstream.rules.operands import is_number, operand_problems, show
+from segstream.rules.operands import (
+    MAX_DURATION,
+    MAX_DURATION_DAYS,
+    is_number,
+    operand_problems,
+    show,
+)
 from segstream.rules.references import reference_problems
+from segstream.schemas.limits import MAX_RECORD_DEPTH, limit_problem
 from segstream.schemas.vocabulary import (
     ACTIVITY_TYPES,
     AGGREGATES,
@@ -86,13 +93,15 @@ class _ConditionChecker:
             listed = " and ".join(f"'{kind}'" for kind in kinds)
             self.add(path, f"a condition is one thing; this one has both {listed}")
             return
-        if depth > MAX_DEPTH and not depth_reported:
-            self.add(
-                path,
-                f"conditions are nested too deep: this one is at level {depth}; "
-                f"at most {MAX_DEPTH} levels are allowed",
-            )
-            depth_reported = True
+        if depth > MAX_DEPTH:
+            if not depth_reported:
+                self.add(
+                    path,
+                    f"conditions are nested too deep: this one is at level {depth}; "
+                    f"at most {MAX_DEPTH} levels are allowed",
+                )
+            # Nothing deeper is checked: a definition's size, not Python's stack, bounds it.
+            return
         kind = kinds[0]
         if kind in ("and", "or"):
             self.combination(node, kind, path, depth, depth_reported)
@@ -200,7 +209,9 @@ class _ConditionChecker:
             except ValueError as exc:
                 self.add(here, str(exc))
                 return
-            if size > self.history_retention:
+            if size > MAX_DURATION:
+                self.add(here, f"{window} is longer than {MAX_DURATION_DAYS:,} days")
+            elif size > self.history_retention:
                 self.add(
                     here,
                     f"a {window} window is longer than the "
@@ -323,8 +334,13 @@ def validate_definition(
     defined: Mapping[str, Mapping[str, Any]],
     *,
     history_retention: int = 365 * DAY,
+    check_references: bool = True,
 ) -> list[Problem]:
-    """Every problem of the definition `raw` against the segments `defined` (empty = valid)."""
+    """Every problem of the definition `raw` against the segments `defined` (empty = valid).
+
+    `check_references=False`: references are not checked (a record of the segments topic is
+    checked on its own, SPEC §4.3).
+    """
     if type(raw) is not dict:
         return [
             Problem(
@@ -333,6 +349,12 @@ def validate_definition(
                 f"not {show(raw)}",
             )
         ]
+    beyond = limit_problem(raw, "", MAX_RECORD_DEPTH)
+    if beyond is not None:
+        # Checked first: the rest of the checks may assume SPEC §3.3 values (and a bounded
+        # depth), and one such value is reason enough (SPEC §4.2: the definition alone).
+        path, what = beyond
+        return [Problem(path, f"{what}; definitions obey the limits of input values")]
     problems = _unknown_keys(raw, _DEFINITION_KEYS, "", "a segment definition")
     segment_id = raw.get("id")
     if "id" not in raw:
@@ -360,5 +382,6 @@ def validate_definition(
     checker = _ConditionChecker(history_retention)
     checker.condition(raw["condition"], "condition", 1, False)
     problems.extend(checker.problems)
-    problems.extend(reference_problems(segment_id, checker.references, defined))
+    if check_references:
+        problems.extend(reference_problems(segment_id, checker.references, defined))
     return problems

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from segstream.errors import InvalidRecord
-from segstream.schemas.jsontext import loads_exact
+from segstream.schemas.jsontext import loads_record
+from segstream.schemas.limits import MAX_RECORD_DEPTH, MAX_VALUE_DEPTH, limit_problem
 from segstream.schemas.vocabulary import (
     ACTIVITY_TYPES,
     CUSTOM_TYPE,
@@ -23,7 +24,14 @@ from segstream.schemas.vocabulary import (
 )
 from segstream.timefmt import HOUR, MINUTE, SECOND, parse_date, parse_datetime
 
-__all__ = ["MAX_RECORD_BYTES", "NO_KEY_CHECK", "InputEvent", "parse_input_record"]
+__all__ = [
+    "INVALID_KEY",
+    "MAX_RECORD_BYTES",
+    "NO_KEY_CHECK",
+    "InputEvent",
+    "decode_key",
+    "parse_input_record",
+]
 
 MAX_RECORD_BYTES: Final = 1_048_576
 
@@ -36,6 +44,26 @@ class _NoKeyCheck:
 
 
 NO_KEY_CHECK: Final[Any] = _NoKeyCheck()
+
+
+class _InvalidKey:
+    """Sentinel type: the Kafka key is not valid UTF-8 (equal to no profile id)."""
+
+    def __repr__(self) -> str:
+        return "INVALID_KEY"
+
+
+INVALID_KEY: Final[Any] = _InvalidKey()
+
+
+def decode_key(key: bytes | None) -> str | Any | None:
+    """A Kafka key as text for `parse_input_record`: None, the UTF-8 text, or INVALID_KEY."""
+    if key is None:
+        return None
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return INVALID_KEY
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +123,42 @@ def _parse_at(text: object) -> int:
     return parse_datetime(text)  # type: ignore[arg-type]  # non-strings raise ValueError
 
 
-def _load_json(value: bytes) -> Any:
+# Below these, a record cannot break the integer or nesting limits and needs no walk: an
+# integer beyond 64 bits has 19 digits in a row, and a record with at most 32 brackets cannot
+# nest deeper than 32 levels.
+_DIGITS_AS_ZERO: Final = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_DIGIT_RUN: Final = b"0" * 19
+
+
+def _load_json(value: bytes) -> tuple[Any, bool, bool]:
+    """The parsed record, whether it may break the integer or nesting limits, and whether an
+    integer beyond 64 bits sits anywhere in the text."""
     try:
-        return loads_exact(value)
+        record, wide_integer = loads_record(value)
     except ValueError as exc:
         raise InvalidRecord("invalid_json", f"not valid JSON: {exc}") from None
+    return (
+        record,
+        value.count(b"[") + value.count(b"{") > MAX_VALUE_DEPTH
+        or _LONG_DIGIT_RUN in value.translate(_DIGITS_AS_ZERO),
+        wide_integer,
+    )
+
+
+def _limits(record: dict[str, Any], is_activity: bool) -> None:
+    """Raise `schema` for a record beyond the integer or nesting limits (SPEC §3.3)."""
+    found = limit_problem(record, "", MAX_RECORD_DEPTH)
+    if found is None:
+        nested = ("properties" if is_activity else "traits", "context")
+        for name in nested:
+            value = record.get(name)
+            if type(value) is dict or type(value) is list:
+                found = limit_problem(value, name, MAX_VALUE_DEPTH)
+                if found is not None:
+                    break
+    if found is not None:
+        path, what = found
+        raise InvalidRecord("schema", f"{path or 'the record'} is {what}")
 
 
 def _is_number(value: object) -> bool:
@@ -208,7 +267,9 @@ def _context_device(record: dict[str, Any]) -> dict[str, Any] | None:
     return device
 
 
-def _check_record(record: object) -> InputEvent:
+def _check_record(
+    record: object, check_limits: bool = True, wide_integer: bool = False
+) -> InputEvent:
     """Check a parsed JSON value against SPEC §3 (kinds unknown_type and schema)."""
     if type(record) is not dict:
         raise InvalidRecord("schema", "an input record must be a JSON object")
@@ -222,6 +283,10 @@ def _check_record(record: object) -> InputEvent:
     )
     if not is_activity and kind not in PROFILE_TYPES:
         raise InvalidRecord("unknown_type", f"unknown event type {kind!r}")
+    if wide_integer:
+        raise InvalidRecord("schema", "an integer outside [-2^63, 2^63 - 1] (of a repeated member)")
+    if check_limits:
+        _limits(record, is_activity)
     event_id = record.get("id")
     if type(event_id) is not str or not 1 <= len(event_id) <= 128:
         raise InvalidRecord("schema", "'id' must be a string of 1 to 128 characters")
@@ -255,18 +320,33 @@ def _check_record(record: object) -> InputEvent:
 def parse_input_record(
     value: bytes | object, *, key: str | object | None = NO_KEY_CHECK
 ) -> InputEvent:
-    """Parse and check one input record; raise InvalidRecord with its kind (SPEC §7)."""
+    """Parse and check one input record; raise InvalidRecord with its kind (SPEC §7).
+
+    A failure no other kind names (a defect) is `internal`, with what failed (SPEC §3.3).
+    """
+    try:
+        return _parse(value, key)
+    except InvalidRecord:
+        raise
+    except Exception as exc:
+        raise InvalidRecord("internal", f"parsing failed: {type(exc).__name__}: {exc}") from exc
+
+
+def _parse(value: bytes | object, key: str | object | None) -> InputEvent:
+    check_limits, wide_integer = True, False
     if isinstance(value, bytes | bytearray | memoryview):
         raw = bytes(value)
         if len(raw) > MAX_RECORD_BYTES:
             raise InvalidRecord(
                 "too_large", f"value is {len(raw)} bytes; at most 1 MiB is accepted"
             )
-        value = _load_json(raw)
-    event = _check_record(value)
+        value, check_limits, wide_integer = _load_json(raw)
+    event = _check_record(value, check_limits, wide_integer)
     if key is not NO_KEY_CHECK:
         if key is None:
             raise InvalidRecord("key_mismatch", "the record has no key")
+        if key is INVALID_KEY:
+            raise InvalidRecord("key_mismatch", "the record's key is not valid UTF-8")
         if key != event.profile_id:
             raise InvalidRecord("key_mismatch", "profile_id differs from the record's key")
     return event

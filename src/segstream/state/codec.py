@@ -1,11 +1,10 @@
-"""Compact byte encoding of ProfileState (orjson arrays) for RocksDB and changelogs."""
+"""Compact byte encoding of ProfileState (canonical JSON arrays) for RocksDB and changelogs."""
 
 from __future__ import annotations
 
 from collections import deque
 
-import orjson
-
+from segstream.schemas.jsontext import dumps, loads_exact
 from segstream.state.profile import SEEN_IDS_KEPT, ProfileState, StoredEvent
 
 __all__ = ["decode_profile", "encode_profile"]
@@ -20,7 +19,7 @@ def encode_profile(state: ProfileState) -> bytes:
         for history in state.events.values()
         for e in history
     ]
-    return orjson.dumps(
+    return dumps(
         [
             _FORMAT,
             int(state.exists),
@@ -37,7 +36,7 @@ def encode_profile(state: ProfileState) -> bytes:
 
 def decode_profile(data: bytes) -> ProfileState:
     """Rebuild a profile's state from `encode_profile` bytes."""
-    fmt, exists, traits, events, next_order, seen, members, seqs, timers = orjson.loads(data)
+    fmt, exists, traits, events, next_order, seen, members, seqs, timers = loads_exact(data)
     if fmt != _FORMAT:
         raise ValueError(f"unknown profile state format {fmt}")
     by_type: dict[str, list[StoredEvent]] = {}

@@ -7,6 +7,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from segstream.timefmt import MAX_INSTANT
+
 __all__ = ["SEEN_IDS_KEPT", "ProfileState", "StoredEvent"]
 
 #: How many recent event ids a profile remembers for de-duplication (SPEC §3.3).
@@ -85,7 +87,10 @@ class ProfileState:
 
     # -- timers -------------------------------------------------------------------------
     def schedule(self, due: int, key: str) -> None:
-        """Ask for a re-evaluation at `due` (idempotent)."""
+        """Ask for a re-evaluation at `due` (idempotent). An instant beyond 9999-12-31 is
+        never reached (SPEC §3.3): no timer."""
+        if due > MAX_INSTANT:
+            return
         entry = (due, key)
         i = bisect_right(self.timers, entry)
         if i and self.timers[i - 1] == entry:

@@ -51,6 +51,9 @@ def exercise(metrics: WorkerMetrics) -> None:
     metrics.profile_step_failed("timer")
     metrics.internal_record_skipped("control")
     metrics.batch_retry("record")
+    metrics.internal_record_skipped("segments")
+    metrics.misrouted("p.activity")
+    metrics.task_restarted("status")
 
 
 def test_every_contract_metric_is_exported_with_its_exact_name() -> None:
@@ -58,7 +61,7 @@ def test_every_contract_metric_is_exported_with_its_exact_name() -> None:
     exercise(metrics)
     assert set(METRIC_NAMES) <= family_names(metrics)
     assert all(name.startswith("segstream_") for name in METRIC_NAMES)
-    assert len(METRIC_NAMES) == 18
+    assert len(METRIC_NAMES) == 20
 
 
 def test_counters_end_in_total_and_carry_their_labels() -> None:

@@ -52,7 +52,9 @@ VALID_CONDITIONS: list[object] = [
     trait("gt", 1),
     trait("gte", -2.5),
     trait("lt", 0),
-    trait("lte", 10**30),
+    trait("lte", 2**63 - 1),
+    trait("gte", -(2**63)),
+    trait("within_last", "36500d"),
     trait("between", [1, 1]),
     trait("between", [-1.5, 2]),
     trait("exists"),
@@ -108,6 +110,14 @@ def test_valid_definition_fields() -> None:
 # (definition or condition, expected path, words the message must contain)
 INVALID: list[tuple[object, str, str]] = [
     ([], "", "a segment definition is an object"),
+    # SPEC v1.1 limits (§3.3, §4.2), at the path of the value.
+    (trait("lte", 10**30), "condition.value", "an integer outside"),
+    (trait("lte", 2**63), "condition.value", "an integer outside"),
+    (trait("lte", float("inf")), "condition.value", "not finite"),
+    (trait("eq", "\ud800"), "condition.value", "lone surrogate"),
+    (trait("within_last", "300000000d"), "condition.value", "36,500 days"),
+    (trait("within_last", "36501d"), "condition.value", "36,500 days"),
+    (trait("before", "9999-12-31T23:59:59-05:00"), "condition.value", "neither"),
     ({"name": "x", "condition": trait("exists")}, "id", "missing 'id'"),
     ({"id": "x", "condition": trait("exists")}, "name", "missing 'name'"),
     ({"id": "x", "name": "x"}, "condition", "missing 'condition'"),
@@ -406,7 +416,16 @@ def _model_accepts(raw: object) -> bool:
 
 
 # Problems the models cannot see: they know no other segments and no retention setting.
-_CONTEXT_PROBLEMS = ("segment '", "there is no segment", "history kept")
+# Nor the value limits of SPEC §3.3, which JSON Schema does not express for every value.
+_CONTEXT_PROBLEMS = (
+    "segment '",
+    "there is no segment",
+    "history kept",
+    "an integer outside",
+    "lone surrogate",
+    "36,500 days",
+    "0001-01-01",
+)
 
 
 @pytest.mark.parametrize(

@@ -184,9 +184,18 @@ def test_invalid_json(raw: bytes) -> None:
     assert kind_of(raw, key=None) == "invalid_json"
 
 
-def test_integers_beyond_64_bits_are_valid_json() -> None:
-    raw = orjson.dumps(activity(properties={"n": 1})).replace(b'"n":1', b'"n":' + b"9" * 30)
-    assert parse_input_record(raw).properties == {"n": int("9" * 30)}
+def test_integers_beyond_64_bits_fail_the_schema() -> None:
+    # SPEC §3.3 (v1.1): integers lie in [-2^63, 2^63 - 1]; both ends are kept exactly.
+    raw = orjson.dumps(activity(properties={"n": 1}))
+    for text, kind in (
+        (b"9" * 30, "schema"),
+        (b"9223372036854775808", "schema"),
+        (b"-9223372036854775809", "schema"),
+    ):
+        assert kind_of(raw.replace(b'"n":1', b'"n":' + text)) == kind
+    for text in (b"9223372036854775807", b"-9223372036854775808"):
+        event = parse_input_record(raw.replace(b'"n":1', b'"n":' + text))
+        assert event.properties == {"n": int(text)}
 
 
 def test_unknown_type_before_schema_and_key() -> None:

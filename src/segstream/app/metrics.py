@@ -221,9 +221,9 @@ class WorkerMetrics:
 
     # Input and processing.
 
-    def misrouted(self, topic: str) -> None:
-        """Count an input record moved to its murmur2 partition."""
-        self._misrouted.labels(topic=topic).inc()
+    def misrouted(self, topic: str, count: int = 1) -> None:
+        """Count input records moved to their murmur2 partition (0: create the series)."""
+        self._misrouted.labels(topic=topic).inc(count)
 
     def task_restarted(self, task: str) -> None:
         """Count a background task restarted by the supervisor."""

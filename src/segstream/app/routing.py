@@ -44,6 +44,8 @@ class InputRouter:
         self.input_topics = input_topics
         self.metrics = metrics
         self.partitions: dict[str, int] = {}
+        for topic in input_topics:
+            metrics.misrouted(topic, 0)  # the series exists (at 0) before the first move
         self._moved_since_log: dict[str, int] = {}
         self._last_log: dict[str, float] = {}
 

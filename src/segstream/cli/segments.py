@@ -126,6 +126,10 @@ def _table(rows: list[SegmentRow]) -> str:
             for i in range(len(widths))
         ]
         lines.append("  ".join([*padded, line[-1]]))
+    # Why a segment's latest record has no effect (SPEC §4.3), under the table.
+    lines.extend(
+        f"{row.id} v{row.version} rejected: {row.rejected}" for row in rows if row.rejected
+    )
     return "\n".join(lines)
 
 

@@ -123,26 +123,15 @@ def _parse_at(text: object) -> int:
     return parse_datetime(text)  # type: ignore[arg-type]  # non-strings raise ValueError
 
 
-# Below these, a record cannot break the integer or nesting limits and needs no walk: an
-# integer beyond 64 bits has 19 digits in a row, and a record with at most 32 brackets cannot
-# nest deeper than 32 levels.
-_DIGITS_AS_ZERO: Final = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
-_LONG_DIGIT_RUN: Final = b"0" * 19
-
-
 def _load_json(value: bytes) -> tuple[Any, bool, bool]:
-    """The parsed record, whether it may break the integer or nesting limits, and whether an
-    integer beyond 64 bits sits anywhere in the text."""
+    """The parsed record, whether it may nest too deeply (a record with at most 32 brackets
+    cannot: no walk for it), and whether an integer beyond 64 bits sits anywhere in the text
+    (the reader tells, repeated members included)."""
     try:
         record, wide_integer = loads_record(value)
     except ValueError as exc:
         raise InvalidRecord("invalid_json", f"not valid JSON: {exc}") from None
-    return (
-        record,
-        value.count(b"[") + value.count(b"{") > MAX_VALUE_DEPTH
-        or _LONG_DIGIT_RUN in value.translate(_DIGITS_AS_ZERO),
-        wide_integer,
-    )
+    return record, value.count(b"[") + value.count(b"{") > MAX_VALUE_DEPTH, wide_integer
 
 
 def _limits(record: dict[str, Any], is_activity: bool) -> None:

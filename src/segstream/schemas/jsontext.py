@@ -201,6 +201,13 @@ def loads_exact(data: bytes | str, *, lenient: bool = False) -> Any:
 def loads_record(data: bytes) -> tuple[Any, bool]:
     """`loads_exact` for an input record, and whether an integer outside [-2^63, 2^63 - 1]
     sits anywhere in the text (a repeated member's overwritten value included)."""
+    if _LONG_DIGIT_RUN not in data.translate(_DIGITS_AS_ZERO):
+        # The common case, inlined (replay parses a million records): no wide integer can be.
+        try:
+            return orjson.loads(data), False
+        except orjson.JSONDecodeError as exc:
+            if "depth limit" not in str(exc):
+                raise JSONTextError(str(exc)) from None
     reading = _Reading(lenient=False)
     value = _read(data, reading)
     return value, reading.wide_integer

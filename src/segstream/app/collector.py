@@ -101,6 +101,7 @@ class RecordCollector:
         self._sent: list[tuple[_Outgoing, asyncio.Future[Any]]] = []
         self._changes: list[MembershipChange] = []
         self._dead_letters: list[str] = []  # their kinds, counted once committed
+        self._moved: list[str] = []  # topics of the misrouted records moved, likewise
 
     @property
     def changes(self) -> list[MembershipChange]:
@@ -142,7 +143,9 @@ class RecordCollector:
     def move(
         self, topic: str, message: Any, partition: int, headers: list[tuple[str, bytes]]
     ) -> None:
-        """The record, unchanged but for `headers`, to `partition` of its own topic."""
+        """The record, unchanged but for `headers`, to `partition` of its own topic (counted
+        once the transaction commits)."""
+        self._moved.append(topic)
         self._pending.append(
             _Outgoing(topic, message.key, message.value, headers, partition, message.timestamp)
         )
@@ -223,6 +226,8 @@ class RecordCollector:
         """After the commit: count the transitions and dead letters."""
         for kind in self._dead_letters:
             self._metrics.dead_letter(kind)
+        for topic in self._moved:
+            self._metrics.misrouted(topic)
         for change in self._changes:
             self._metrics.membership_change(change.segment_id, change.entered)
 

@@ -14,15 +14,13 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-import orjson
-
 from segstream.app.outbound import OutboundPolicy
 from segstream.app.readers import committed_reader
 from segstream.app.settings import WorkerSettings
 from segstream.app.single_writer import SingleWriter, read_topic_to_end
 from segstream.errors import Problem, SegstreamError
 from segstream.schemas.destinations import DESTINATION_FIELDS, DestinationDefinition
-from segstream.schemas.jsontext import loads_exact
+from segstream.schemas.jsontext import dumps, loads_exact
 from segstream.schemas.vocabulary import SEGMENT_ID
 from segstream.timefmt import format_instant
 
@@ -185,7 +183,7 @@ class DestinationWriter(SingleWriter[DestinationState]):
             settings.topics.destinations,
             f"{settings.app_id}-destinations-writer",
             DestinationState(),
-            orjson.dumps,
+            dumps,
         )
         self.policy = policy if policy is not None else OutboundPolicy.from_env()
 
@@ -268,7 +266,7 @@ class DestinationWriter(SingleWriter[DestinationState]):
 
         result = await self._write(noting)
         for record in written:
-            self._state.read(orjson.dumps(record))
+            self._state.read(dumps(record))
         return result
 
 
@@ -308,7 +306,7 @@ class DestinationReader:
 
     def note_written(self, record: dict[str, Any]) -> None:
         """Take a record just committed here, before its markers make it readable."""
-        self.state.read(orjson.dumps(record))
+        self.state.read(dumps(record))
 
     async def close(self) -> None:
         """Stop reading."""

@@ -77,7 +77,6 @@ class InputRouter:
                 target,
             )
             return None
-        self.metrics.misrouted(topic)
         self._log(topic, message, target)
         return target
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import click
-import orjson
 
 from segstream.cli.params import load_definitions
 from segstream.cli.segments import echo_applied, load_settings, run_kafka
+from segstream.schemas.jsontext import dumps
 
 __all__ = ["destinations"]
 
@@ -61,7 +61,7 @@ def list_destinations(as_json: bool) -> None:
     rows = [public_view(record) for _, record in sorted(run_kafka(settings, read()).items())]
     if as_json:
         for row in rows:
-            click.echo(orjson.dumps(row).decode())
+            click.echo(dumps(row).decode())
         return
     if not rows:
         click.echo("no destinations are defined", err=True)

@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import pytest
 
 from segstream.api.cluster import partition_for
+from segstream.app.collector import RecordCollector
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.routing import MOVED_FROM_HEADER, InputRouter, murmur2_partition
+from segstream.app.settings import WorkerSettings
 from segstream.app.supervisor import supervise
 
 
@@ -60,6 +62,11 @@ def test_a_misrouted_record_is_moved_once_with_its_headers(
         (MOVED_FROM_HEADER, b"t.activity/1/7"),
     ]
     assert "partitioner=murmur2_random" in caplog.text
+    # Counted when the move commits (a batch run again would count it twice otherwise).
+    assert b'segstream_misrouted_records_total{topic="t.activity"} 0.0' in metrics.render()
+    collector = RecordCollector(WorkerSettings.from_env({}).topics, 1, metrics)
+    collector.move("t.activity", record, 2, router.moved_headers("t.activity", record))
+    collector.committed()
     assert b'segstream_misrouted_records_total{topic="t.activity"} 1.0' in metrics.render()
 
 

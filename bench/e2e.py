@@ -785,7 +785,7 @@ def report(result: dict[str, Any]) -> None:
     print()
     print(f"{'latency (ms)':<40} {'n':>7} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}")
     rows = []
-    for lat in result["latency"]:
+    for lat in result.get("latency", []):
         label = f"event -> membership @ {lat['rate']}/s ({lat['share']})"
         rows.append((label, lat["event_latency_ms"]))
         rows.append((f"  timer lag received @ {lat['rate']}/s", lat["timer_lag_received_ms"]))
@@ -806,7 +806,7 @@ def report(result: dict[str, Any]) -> None:
             f"{label:<40} {p['n']:>7} {p['p50'] or '-':>7} {p['p95'] or '-':>7} "
             f"{p['p99'] or '-':>7} {p['max'] or '-':>7}"
         )
-    for lat in result["latency"]:
+    for lat in result.get("latency", []):
         b = lat["batches"]
         print(
             f"batches @ {lat['rate']}/s: {b['transactions']} transactions, "
@@ -820,7 +820,7 @@ def report(result: dict[str, Any]) -> None:
         f"state value {f['store'].get('profile_state_bytes_mean')} B/profile; changelog "
         f"{f['changelog_bytes_per_event']} B/input event; worker RSS "
         f"{mib(f['worker_rss_peak_ingest_bytes'])} peak in ingest, "
-        f"{mib(f['worker_rss_after_latency_bytes'])} after the latency run"
+        f"{mib(f.get('worker_rss_after_latency_bytes'))} after the latency run"
     )
     if "restore" in result:
         r = result["restore"]

@@ -15,7 +15,7 @@ from segstream.engine.registry import CompiledSegment, SegmentRegistry
 from segstream.rules import condition_fingerprint, validate_definition
 from segstream.rules.compile import EvaluationContext
 from segstream.rules.references import draft_definitions
-from segstream.state.codec import decode_profile
+from segstream.state.layout import load_profile
 from segstream.state.profile import ProfileState
 from segstream.timefmt import format_instant
 
@@ -147,7 +147,7 @@ def _state(store: PartitionStore, profile_id: str) -> ProfileState | None:
     raw = store.get(profile_key(profile_id))
     if raw is None:
         return None
-    state = decode_profile(raw)
+    state = load_profile(profile_id, raw, store.scan)
     return state if state.exists else None
 
 

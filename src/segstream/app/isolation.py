@@ -23,9 +23,9 @@ import logging
 from typing import Any
 
 from segstream.app.collector import Rejected, SendRejected
-from segstream.app.store import profile_key
 from segstream.app.task import Isolation, PartitionTask, RecordFailed, RecordKey, record_key
 from segstream.errors import ProfileProcessingError
+from segstream.state.layout import profile_of_key
 
 __all__ = ["IsolationExhausted", "run_batch"]
 
@@ -146,9 +146,8 @@ def _worsen(current: Isolation | None, exc: SendRejected) -> Isolation:
 def _rejected_profile(task: PartitionTask, rejected: Rejected) -> str | None:
     """The profile whose state (changelog) or transition (membership) was rejected."""
     key = rejected.key or b""
-    prefix = profile_key("")
-    if rejected.kind == "changelog" and key.startswith(prefix):
-        return key[len(prefix) :].decode(errors="replace")
+    if rejected.kind == "changelog" and (profile := profile_of_key(key)) is not None:
+        return profile
     if rejected.kind == "membership" and key:
         return key.decode(errors="replace")
     return None

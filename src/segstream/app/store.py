@@ -2,11 +2,14 @@
 
 Key layout (one rocksdict DB per partition):
 
-    p<profile id>                 encoded ProfileState          changelogged
+    p<profile id>                 a profile's head              changelogged
+    e, d, t + lp(profile id)...   its history, dedupe ring, timers  changelogged
+                                  (`segstream.state.layout`, format 2)
     m<name>                       partition meta (catalogue, backfills)  changelogged
     n<profile id>                 next due instant, 8 bytes     derived (rebuilt on restore)
     s<segment id>\\0<profile id>   entered instant, 8 bytes      derived: the member index
     \\0changelog-offset            last changelog offset applied
+    \\0format                      the store's format (absent: format 1, the old layout)
 
 The store serves committed data only: a transaction (`segstream.app.transaction`) holds its
 own writes and hands them to `write` after the Kafka commit, together with the changelog offset
@@ -22,12 +25,20 @@ from pathlib import Path
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
-from segstream.state.codec import decode_profile
+from segstream.state.layout import FORMAT, HEAD_PREFIX, Records, head_format, head_key, head_of
 
-__all__ = ["OFFSET_KEY", "PartitionStore", "ProfileWrite", "meta_key", "profile_key"]
+__all__ = [
+    "FORMAT_KEY",
+    "OFFSET_KEY",
+    "PartitionStore",
+    "ProfileWrite",
+    "meta_key",
+    "profile_key",
+]
 
 OFFSET_KEY = b"\x00changelog-offset"
-_PROFILE = b"p"
+FORMAT_KEY = b"\x00format"
+_PROFILE = HEAD_PREFIX
 _META = b"m"
 _DUE = b"n"
 _MEMBER = b"s"
@@ -35,8 +46,8 @@ _SEP = b"\x00"
 
 
 def profile_key(profile_id: str) -> bytes:
-    """The store (and changelog) key of a profile's state."""
-    return _PROFILE + profile_id.encode()
+    """The store (and changelog) key of a profile's head."""
+    return head_key(profile_id)
 
 
 def meta_key(name: str) -> bytes:
@@ -50,10 +61,11 @@ def _member_key(segment_id: str, profile_id: str) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class ProfileWrite:
-    """A profile's new state as one transaction commits it, with what its derived keys need."""
+    """A profile's changed keys as one transaction commits them, with what its derived keys
+    need."""
 
     profile_id: str
-    encoded: bytes
+    records: Records
     due: int | None
     members_before: dict[str, int]
     members: dict[str, int]
@@ -148,6 +160,24 @@ class PartitionStore:
         for key, value in self._prefix(start):
             yield key[len(start) :].decode(), value
 
+    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+        """Committed (key, value) pairs whose keys start with `prefix`, in key order."""
+        return self._prefix(prefix)
+
+    def stored_format(self) -> int | None:
+        """The format of the store's profile data: FORMAT, 1 (written before the keyed layout),
+        or None when it holds no profile yet."""
+        raw = self._db.get(FORMAT_KEY)
+        if raw is not None:
+            return int(raw)
+        for _key, value in self._prefix(_PROFILE):
+            return head_format(value)
+        return None
+
+    def mark_format(self) -> None:
+        """Record that the store holds the current format."""
+        self._db.put(FORMAT_KEY, str(FORMAT).encode())
+
     def _prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
         it = self._db.iter()
         it.seek(prefix)
@@ -169,7 +199,11 @@ class PartitionStore:
         (None deletes), and the changelog offset they reach, in one RocksDB write batch."""
         batch = WriteBatch(raw_mode=True)
         for write in profiles:
-            batch.put(profile_key(write.profile_id), write.encoded)
+            for key, value in write.records:
+                if value is None:
+                    batch.delete(key)
+                else:
+                    batch.put(key, value)
             self._derive(batch, write.profile_id, write.due, write.members_before, write.members)
         for key, value in meta.items():
             if value is None:
@@ -194,15 +228,9 @@ class PartitionStore:
     def _write(self, batch: WriteBatch, key: bytes, value: bytes | None) -> None:
         if key.startswith(_PROFILE):
             old_raw = self._db.get(key)
-            old = decode_profile(old_raw) if old_raw is not None else None
-            new = decode_profile(value) if value is not None else None
-            self._derive(
-                batch,
-                key[1:].decode(),
-                new.next_due if new is not None else None,
-                old.members if old is not None else {},
-                new.members if new is not None else {},
-            )
+            old = head_of(old_raw)[1] if old_raw is not None else {}
+            _, members, due = head_of(value) if value is not None else (False, {}, None)
+            self._derive(batch, key[1:].decode(), due, old, members)
         if value is None:
             batch.delete(key)
         else:

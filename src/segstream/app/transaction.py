@@ -9,7 +9,8 @@ counts, decoded-state cache). A `PartitionTransaction` collects what a batch cha
        └──────rollback()───────┴──────────────► FAILED
 
 - reads of profile states see the transaction's own writes first, then the store;
-- `prepare()` encodes the changed profiles and returns the changelog records to send;
+- `prepare()` turns the changed parts of each profile (its head, and the history entries,
+  dedupe slots and timers its journal recorded) into the changelog records to send;
 - only after the Kafka commit, `flush(offset)` writes the store (with the changelog offset the
   writes reach) and publishes the in-memory changes (due index, member counts, cache);
 - `rollback()` undoes every in-memory change (due index by its undo log, the backfill queue
@@ -28,8 +29,8 @@ from segstream.app.store import PartitionStore, ProfileWrite, meta_key, profile_
 from segstream.engine.backfill import BackfillQueue
 from segstream.engine.membership import MembershipChange
 from segstream.engine.registry import SegmentRegistry
-from segstream.state.codec import decode_profile, encode_profile
 from segstream.state.due_index import DueIndex
+from segstream.state.layout import commit_journal, load_profile, profile_records
 from segstream.state.profile import ProfileState
 
 __all__ = [
@@ -40,9 +41,9 @@ __all__ = [
     "TransactionState",
 ]
 
-#: Decoded profile states kept between transactions, per partition (most recently committed).
-#: Live traffic comes in small batches, and decoding a profile per batch was the largest
-#: single cost of the worker at half its throughput (py-spy, bench/e2e.py).
+#: Loaded profile states kept between transactions, per partition (most recently committed),
+#: with the histories they loaded. Live traffic comes in small batches, and decoding a profile
+#: per batch was the largest single cost of the worker at half its throughput (py-spy).
 PROFILE_CACHE_SIZE = 2000
 
 
@@ -78,7 +79,7 @@ class PartitionState:
     members: dict[str, int] = field(default_factory=dict)
     #: The processing clock (microseconds); never goes back.
     now: int = 0
-    #: Decoded committed states with the bytes they were decoded from.
+    #: Loaded committed states with the stored head they were loaded from.
     cache: OrderedDict[str, tuple[bytes, ProfileState]] = field(default_factory=OrderedDict)
 
 
@@ -129,16 +130,16 @@ class PartitionTransaction:
         self._registry_changed = False
         self.loaded: dict[str, ProfileState] = {}
         self._members_before: dict[str, dict[str, int]] = {}
-        self._raw: dict[str, bytes] = {}  # the stored encoding of each profile read
+        self._raw: dict[str, bytes] = {}  # the stored head of each profile read
         self._dirty: set[str] = set()
-        self._encoded: dict[str, bytes] = {}  # the new encoding of each changed profile
+        self._encoded: dict[str, bytes] = {}  # the head each changed profile has after it
         self._meta: dict[bytes, bytes | None] = {}
         self._changes: list[MembershipChange] = []
 
     # -- the engine's view of the profiles (engine.types.ProfileStore) ---------------------
     def get(self, profile_id: str) -> ProfileState | None:
-        """The profile's state: this transaction's, or the committed one (decoded once per
-        transaction, or taken from the cache when it holds exactly the stored bytes)."""
+        """The profile's state: this transaction's, or the committed one (loaded once per
+        transaction, or taken from the cache when it holds exactly the stored head)."""
         state = self.loaded.get(profile_id)
         if state is None:
             raw = self._store.get(profile_key(profile_id))
@@ -149,14 +150,17 @@ class PartitionTransaction:
             cache = self._state.cache
             cached = cache.pop(profile_id, None)
             hit = cached is not None and cached[0] == raw
-            state = cached[1] if hit and cached is not None else decode_profile(raw)
+            if hit and cached is not None:
+                state = cached[1]
+            else:
+                state = load_profile(profile_id, raw, self._store.scan)
             self.loaded[profile_id] = state
             self._members_before[profile_id] = dict(state.members)
             self._raw[profile_id] = raw
         return state
 
     def put(self, profile_id: str, state: ProfileState) -> None:
-        """Mark a profile changed (encoded in `prepare`)."""
+        """Mark a profile changed (its records are made in `prepare`)."""
         self.loaded[profile_id] = state
         self._members_before.setdefault(profile_id, {})
         self._dirty.add(profile_id)
@@ -188,25 +192,31 @@ class PartitionTransaction:
 
     # -- the life of the transaction -------------------------------------------------------
     def prepare(self) -> list[tuple[bytes, bytes | None]]:
-        """Encode the changed profiles; returns the changelog records (key, value) to send."""
+        """The changed parts of the changed profiles: the changelog records (key, value) to
+        send."""
         self._move(TransactionState.PREPARED)
         records: list[tuple[bytes, bytes | None]] = []
         self._writes: list[ProfileWrite] = []
         for profile_id in self._dirty:
             state = self.loaded[profile_id]
-            encoded = self._encoded[profile_id] = encode_profile(state)
-            if encoded == self._raw.get(profile_id):
-                continue  # evaluated but unchanged (most profiles of a backfill): no write
+            stored = self._raw.get(profile_id)
+            written = profile_records(profile_id, state, stored)
+            if not written:
+                # Evaluated but unchanged (most profiles of a backfill): no write.
+                if stored is not None:
+                    self._encoded[profile_id] = stored
+                continue
+            self._encoded[profile_id] = written[0][1] or b""
             self._writes.append(
                 ProfileWrite(
                     profile_id,
-                    encoded,
+                    written,
                     state.next_due,
                     self._members_before[profile_id],
                     dict(state.members),
                 )
             )
-            records.append((profile_key(profile_id), encoded))
+            records.extend(written)
         records.extend(self._meta.items())
         return records
 
@@ -215,8 +225,12 @@ class PartitionTransaction:
         self._move(TransactionState.COMMITTED)
         self._store.write(self._writes, self._meta, changelog_offset)
         cache = self._state.cache
-        for profile_id, encoded in self._encoded.items():
-            cache[profile_id] = (encoded, self.loaded[profile_id])
+        for profile_id, state in self.loaded.items():
+            head = self._encoded.get(profile_id, self._raw.get(profile_id))
+            if head is None:
+                continue  # made but not written
+            commit_journal(state)
+            cache[profile_id] = (head, state)
             cache.move_to_end(profile_id)
         while len(cache) > PROFILE_CACHE_SIZE:
             cache.popitem(last=False)

@@ -28,6 +28,7 @@ from segstream.rules.compile import (
 from segstream.rules.operators import split_path
 from segstream.schemas.events import InputEvent
 from segstream.schemas.jsontext import dumps
+from segstream.state.layout import event_timer_key, parse_event_timer
 from segstream.state.profile import ProfileState, StoredEvent
 
 __all__ = ["SegmentEngine", "deep_merge"]
@@ -35,7 +36,6 @@ __all__ = ["SegmentEngine", "deep_merge"]
 CauseOf = Callable[[str], dict[str, str]]
 _EVENT_TIMER = "e"
 _TRAIT_TIMER = "t"
-_SEP = "\x1f"
 _NOTHING: frozenset[str] = frozenset()
 #: Profiles whose reachable segments the engine remembers (cleared when full).
 _REACH_CACHE_SIZE = 100_000
@@ -194,7 +194,7 @@ class SegmentEngine:
         # Memberships equal the truth before the record, so only the segments a changed
         # leaf can move towards the other side need evaluating (see `moved_by`).
         by_guards: AbstractSet[str] = reach
-        if created and not state.events:
+        if created and not state.has_history:
             # A profile made by its traits: each reachable segment's guards have just risen,
             # so they are all candidates at once, and only unguarded users are left to find.
             candidates.update(reach)
@@ -207,7 +207,7 @@ class SegmentEngine:
                 moved_by(leaf, truth, by_guards, members, candidates)
         if created:
             candidates |= registry.vacuous
-        if not state.events and candidates:
+        if not state.has_history and candidates:
             # No history (a profile made by its traits): segments that need an event stay
             # false; only a member of one (its traits alone used to decide it) can change.
             bound = registry.history_bound
@@ -250,8 +250,8 @@ class SegmentEngine:
         moves: dict[Leaf, int] = {}
         for key in state.pop_due(due):
             if key[0] == _EVENT_TIMER:
-                event_type, event_id = key[1:].split(_SEP, 1)
-                for event in state.find_events(event_type, event_id):
+                event = state.find_event(*parse_event_timer(key))
+                if event is not None:
                     for timed in self._selecting(event.type, event.properties, event, due):
                         moves[timed] = moves.get(timed, 0) | timed.moves_at(event, due)
             else:
@@ -322,7 +322,7 @@ class SegmentEngine:
     def _schedule_event(
         self, state: ProfileState, event: StoredEvent, leaves: Iterable[EventLeaf], now: int
     ) -> None:
-        key = f"{_EVENT_TIMER}{event.type}{_SEP}{event.id}"
+        key = event_timer_key(event.type, event.at, event.order)
         at = event.at
         instants = {at + self.retention}
         for leaf in leaves:
@@ -375,7 +375,7 @@ class SegmentEngine:
         trait_paths: set[tuple[str, ...]] = set()
         for leaf in segment.leaves:
             if isinstance(leaf, EventLeaf):
-                for event in state.events.get(leaf.event_type, ()):
+                for event in state.history(leaf.event_type):
                     if leaf.selects_statically(event.properties, {}):
                         self._schedule_event(state, event, (leaf,), now)
             elif isinstance(leaf, TraitLeaf) and leaf.time_dependent:

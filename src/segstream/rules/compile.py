@@ -420,7 +420,7 @@ class EventLeaf(Leaf):
         return RISES | FALLS
 
     def _selected(self, ctx: EvaluationContext) -> Iterator[StoredEvent]:
-        history = ctx.profile.events.get(self.event_type)
+        history = ctx.profile.history(self.event_type)
         if not history:
             return
         now = ctx.now

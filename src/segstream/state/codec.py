@@ -1,4 +1,6 @@
-"""Compact byte encoding of ProfileState (canonical JSON arrays) for RocksDB and changelogs."""
+"""The format-1 encoding of ProfileState (the whole state as one canonical JSON array), which
+stores and changelogs held before the keyed layout (`segstream.state.layout`): read by
+migrations."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ def encode_profile(state: ProfileState) -> bytes:
     """Serialise a profile's state to bytes."""
     events = [
         [e.at, e.order, e.id, e.type, e.properties]
-        for history in state.events.values()
+        for history in state.loaded.values()
         for e in history
     ]
     return dumps(
@@ -47,10 +49,12 @@ def decode_profile(data: bytes) -> ProfileState:
     state = ProfileState(
         exists=bool(exists),
         traits=traits,
-        events=by_type,
+        loaded=by_type,
+        oldest={t: h[0].at for t, h in by_type.items()},
         next_order=next_order,
         seen=seen_ids,
         seen_set=set(seen_ids),
+        seen_total=len(seen_ids),
         members=members,
         seqs=seqs,
         timers=timer_list,

@@ -1,18 +1,29 @@
-"""The state kept for one profile: traits, activity history, memberships, counters, timers."""
+"""The state kept for one profile: traits, activity history, memberships, counters, timers.
+
+A profile is stored as keyed parts (`segstream.state.layout`): a small head, one entry per
+stored event, the de-duplication ids in a ring of SEEN_IDS_KEPT slots, and one entry per timer.
+In memory the head is always loaded; the history of an event type is loaded on its first use
+(`loader`), so evaluating a leaf reads only its type. While a `journal` is attached, every
+change is recorded by key, so that a transaction writes only what changed.
+"""
 
 from __future__ import annotations
 
-from bisect import bisect_right, insort
+from bisect import bisect_left, bisect_right, insort
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from segstream.timefmt import MAX_INSTANT
 
-__all__ = ["SEEN_IDS_KEPT", "ProfileState", "StoredEvent"]
+__all__ = ["SEEN_IDS_KEPT", "EventKey", "Journal", "ProfileState", "StoredEvent"]
 
 #: How many recent event ids a profile remembers for de-duplication (SPEC §3.3).
 SEEN_IDS_KEPT = 1000
+
+#: A stored event's identity in the history: (type, at, arrival order).
+EventKey = tuple[str, int, int]
 
 
 @dataclass(slots=True)
@@ -27,22 +38,53 @@ class StoredEvent:
 
 
 @dataclass(slots=True)
+class Journal:
+    """The keyed changes made to a loaded profile since it was loaded or last committed."""
+
+    #: Events put (the event) or deleted (None), latest change per key.
+    events: dict[EventKey, StoredEvent | None] = field(default_factory=dict)
+    #: Timers added (True) or removed (False), latest change per timer.
+    timers: dict[tuple[int, str], bool] = field(default_factory=dict)
+    #: `seen_total` when the journal started: ids remembered from here on are new.
+    seen_from: int = 0
+
+    def empty(self, seen_total: int) -> bool:
+        """True when nothing but possibly the head changed."""
+        return not self.events and not self.timers and seen_total == self.seen_from
+
+
+def _at(event: StoredEvent) -> int:
+    return event.at
+
+
+@dataclass(slots=True)
 class ProfileState:
     """Everything segstream remembers about one profile id (also after its deletion)."""
 
     exists: bool = False
     traits: dict[str, Any] = field(default_factory=dict)
-    #: Activity history by event type, each list in event order (`at`, then arrival).
-    events: dict[str, list[StoredEvent]] = field(default_factory=dict)
     next_order: int = 0
     seen: deque[str] = field(default_factory=lambda: deque(maxlen=SEEN_IDS_KEPT))
     seen_set: set[str] = field(default_factory=set)
+    #: Ids remembered over the profile's life; id number n lives in ring slot n % 1000.
+    seen_total: int = 0
+    #: Ids numbered below this were forgotten by a deletion.
+    seen_base: int = 0
     #: Current memberships: segment id -> instant the profile entered it.
     members: dict[str, int] = field(default_factory=dict)
     #: Transitions so far per segment id, over the pair's whole life.
     seqs: dict[str, int] = field(default_factory=dict)
     #: Pending re-evaluations, sorted: (due instant, trigger key).
     timers: list[tuple[int, str]] = field(default_factory=list)
+    #: Per event type with stored events: the earliest `at` (part of the head).
+    oldest: dict[str, int] = field(default_factory=dict)
+    #: Loaded histories by event type, each list in event order (`at`, then arrival).
+    loaded: dict[str, list[StoredEvent]] = field(default_factory=dict)
+    #: Reads a type's stored history (None: everything is in `loaded`).
+    loader: Callable[[str], list[StoredEvent]] | None = field(default=None, compare=False)
+    journal: Journal | None = field(default=None, compare=False)
+    #: Bumped by every committed write (a cached copy is current while it matches).
+    version: int = 0
 
     # -- de-duplication -------------------------------------------------------------------
     def has_seen(self, event_id: str) -> bool:
@@ -55,35 +97,75 @@ class ProfileState:
             self.seen_set.discard(self.seen[0])
         self.seen.append(event_id)
         self.seen_set.add(event_id)
+        self.seen_total += 1
 
     # -- history ------------------------------------------------------------------------
+    @property
+    def has_history(self) -> bool:
+        """True when any event is stored."""
+        return bool(self.oldest)
+
+    def history(self, type_: str) -> list[StoredEvent]:
+        """The stored events of a type in event order (loaded on first use; do not mutate)."""
+        found = self.loaded.get(type_)
+        if found is None:
+            if type_ not in self.oldest or self.loader is None:
+                return []
+            found = self.loaded[type_] = self.loader(type_)
+        return found
+
+    @property
+    def events(self) -> dict[str, list[StoredEvent]]:
+        """Every type's history (loads them all: for views and tests, not the engine)."""
+        return {type_: self.history(type_) for type_ in sorted(self.oldest)}
+
     def add_event(
         self, at: int, event_id: str, type_: str, properties: dict[str, Any]
     ) -> StoredEvent:
         """Insert an event into the history of its type, keeping event order."""
         event = StoredEvent(at, self.next_order, event_id, type_, properties)
         self.next_order += 1
-        history = self.events.setdefault(type_, [])
+        history = self.history(type_)
+        if not history:
+            history = self.loaded[type_] = []
         if not history or history[-1].at <= at:
             history.append(event)
         else:
-            history.insert(bisect_right(history, at, key=lambda e: e.at), event)
+            history.insert(bisect_right(history, at, key=_at), event)
+        self.oldest[type_] = history[0].at
+        if self.journal is not None:
+            self.journal.events[(type_, at, event.order)] = event
         return event
 
-    def find_events(self, type_: str, event_id: str) -> list[StoredEvent]:
-        """The stored events of a type with an id (ids repeat only beyond the dedupe window)."""
-        return [e for e in self.events.get(type_, ()) if e.id == event_id]
+    def find_event(self, type_: str, at: int, order: int) -> StoredEvent | None:
+        """The stored event of a type with this `at` and arrival order, if still kept."""
+        history = self.history(type_)
+        i = bisect_left(history, at, key=_at)
+        while i < len(history) and history[i].at == at:
+            if history[i].order == order:
+                return history[i]
+            i += 1
+        return None
 
     def drop_expired(self, horizon: int) -> None:
         """Forget events with `at <= horizon`: no condition can see them any more."""
-        for type_ in list(self.events):
-            history = self.events[type_]
-            if history and history[0].at <= horizon:
-                kept = [e for e in history if e.at > horizon]
-                if kept:
-                    self.events[type_] = kept
-                else:
-                    del self.events[type_]
+        for type_, first in list(self.oldest.items()):
+            if first > horizon:
+                continue
+            history = self.history(type_)
+            cut = bisect_right(history, horizon, key=_at)
+            self._deleted(history[:cut])
+            del history[:cut]
+            if history:
+                self.oldest[type_] = history[0].at
+            else:
+                del self.oldest[type_]
+                self.loaded.pop(type_, None)
+
+    def _deleted(self, events: list[StoredEvent]) -> None:
+        if self.journal is not None:
+            for e in events:
+                self.journal.events[(e.type, e.at, e.order)] = None
 
     # -- timers -------------------------------------------------------------------------
     def schedule(self, due: int, key: str) -> None:
@@ -96,6 +178,8 @@ class ProfileState:
         if i and self.timers[i - 1] == entry:
             return
         insort(self.timers, entry)
+        if self.journal is not None:
+            self.journal.timers[entry] = True
 
     @property
     def next_due(self) -> int | None:
@@ -104,19 +188,32 @@ class ProfileState:
 
     def pop_due(self, due: int) -> list[str]:
         """Remove and return the trigger keys of the timers due exactly at `due`."""
-        keys = []
-        while self.timers and self.timers[0][0] == due:
-            keys.append(self.timers.pop(0)[1])
-        return keys
+        n = 0
+        timers = self.timers
+        while n < len(timers) and timers[n][0] == due:
+            n += 1
+        popped = timers[:n]
+        del timers[:n]
+        if self.journal is not None:
+            for entry in popped:
+                self.journal.timers[entry] = False
+        return [key for _, key in popped]
 
     # -- deletion -----------------------------------------------------------------------
     def forget(self, deletion_id: str) -> None:
         """Forget the profile (SPEC §3.1): only the counters and the deletion's id remain."""
         self.exists = False
         self.traits = {}
-        self.events = {}
+        for type_ in list(self.oldest):
+            self._deleted(self.history(type_))
+        self.oldest = {}
+        self.loaded = {}
         self.members = {}
+        if self.journal is not None:
+            for entry in self.timers:
+                self.journal.timers[entry] = False
         self.timers = []
         self.seen.clear()
         self.seen_set.clear()
+        self.seen_base = self.seen_total
         self.remember(deletion_id)

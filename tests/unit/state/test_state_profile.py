@@ -1,4 +1,4 @@
-"""ProfileState, its codec and the due-time index."""
+"""ProfileState, its format-1 codec (read by migrations) and the due-time index."""
 
 from __future__ import annotations
 

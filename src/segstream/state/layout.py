@@ -1,0 +1,262 @@
+"""The keyed layout of profile state (store format 2): a head, history entries, a dedupe ring
+and timers, each its own key, so that one event writes O(event + head) bytes.
+
+Keys (`lp(s)` is the UTF-8 of `s` prefixed by its length as 4 bytes: unambiguous for any
+profile id, U+0000 included; `u64(x)` is x + 2**63 as 8 big-endian bytes: sorts as integers):
+
+    p<profile id>                            head: [2, exists, traits, next_order, members,
+                                             seqs, oldest-at per type, seen total, seen base,
+                                             next due, version]
+    e lp(pid) lp(type) u64(at) u64(order)    one stored event: [id, properties]
+    d lp(pid) slot (2 bytes)                 dedupe ring: u64(number) + id
+    t lp(pid) u64(due) <trigger key>         one pending timer (empty value)
+
+The head is bounded by the traits and the number of segments (and event types); the history
+grows only by entries of its own. Heads of format 1 (the whole state in one value) are found
+by `head_format` and converted by `from_old_state`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+
+from segstream.schemas.jsontext import dumps, loads_exact
+from segstream.state.profile import SEEN_IDS_KEPT, Journal, ProfileState, StoredEvent
+
+__all__ = [
+    "FORMAT",
+    "HEAD_PREFIX",
+    "PROFILE_PREFIXES",
+    "Records",
+    "commit_journal",
+    "encode_head",
+    "event_timer_key",
+    "from_old_state",
+    "head_format",
+    "head_key",
+    "head_of",
+    "load_profile",
+    "parse_event_timer",
+    "profile_of_key",
+    "profile_records",
+]
+
+#: The store and changelog format this module writes.
+FORMAT = 2
+
+HEAD_PREFIX = b"p"
+_EVENT = b"e"
+_SEEN = b"d"
+_TIMER = b"t"
+#: First bytes of every key that belongs to one profile.
+PROFILE_PREFIXES = (HEAD_PREFIX, _EVENT, _SEEN, _TIMER)
+_OFFSET = 1 << 63
+
+Records = list[tuple[bytes, bytes | None]]
+#: Reads the (key, value) pairs whose keys start with a prefix, in key order.
+Scan = Callable[[bytes], Iterable[tuple[bytes, bytes]]]
+
+
+def _lp(text: str) -> bytes:
+    raw = text.encode()
+    return len(raw).to_bytes(4, "big") + raw
+
+
+def _u64(value: int) -> bytes:
+    return (value + _OFFSET).to_bytes(8, "big")
+
+
+def _int(raw: bytes) -> int:
+    return int.from_bytes(raw, "big") - _OFFSET
+
+
+def head_key(profile_id: str) -> bytes:
+    """The store (and changelog) key of a profile's head."""
+    return HEAD_PREFIX + profile_id.encode()
+
+
+def _event_key(lp_pid: bytes, type_: str, at: int, order: int) -> bytes:
+    return _EVENT + lp_pid + _lp(type_) + _u64(at) + _u64(order)
+
+
+def _seen_key(lp_pid: bytes, number: int) -> bytes:
+    return _SEEN + lp_pid + (number % SEEN_IDS_KEPT).to_bytes(2, "big")
+
+
+def _timer_key(lp_pid: bytes, due: int, key: str) -> bytes:
+    return _TIMER + lp_pid + _u64(due) + key.encode()
+
+
+def profile_of_key(key: bytes) -> str | None:
+    """The profile id a store or changelog key belongs to (None for other keys)."""
+    if key[:1] == HEAD_PREFIX:
+        return key[1:].decode(errors="replace")
+    if key[:1] in (_EVENT, _SEEN, _TIMER) and len(key) >= 5:
+        size = int.from_bytes(key[1:5], "big")
+        return key[5 : 5 + size].decode(errors="replace")
+    return None
+
+
+def head_format(raw: bytes) -> int:
+    """The format number a stored head starts with (1: the old whole-state blob)."""
+    end = raw.find(b",")
+    return int(raw[1:end]) if raw[:1] == b"[" and end > 1 else 0
+
+
+# -- writing ------------------------------------------------------------------------------------
+def encode_head(state: ProfileState) -> bytes:
+    """A profile's head."""
+    return dumps(
+        [
+            FORMAT,
+            int(state.exists),
+            state.traits,
+            state.next_order,
+            state.members,
+            state.seqs,
+            state.oldest,
+            state.seen_total,
+            state.seen_base,
+            state.next_due,
+            state.version,
+        ]
+    )
+
+
+def _event_value(event: StoredEvent) -> bytes:
+    return dumps([event.id, event.properties])
+
+
+def _seen_records(lp_pid: bytes, state: ProfileState, first: int) -> Iterator[tuple[bytes, bytes]]:
+    total = state.seen_total
+    seen = state.seen
+    start = max(first, total - len(seen))
+    offset = total - len(seen)
+    for number in range(start, total):
+        yield _seen_key(lp_pid, number), _u64(number) + seen[number - offset].encode()
+
+
+def profile_records(profile_id: str, state: ProfileState, stored_head: bytes | None) -> Records:
+    """The records that bring the stored form of a profile to `state`: everything for a state
+    without a journal (new), else what its journal recorded; empty when nothing changed.
+    Bumps `state.version` when it writes; `commit_journal` after the commit starts afresh."""
+    journal = state.journal
+    head = encode_head(state)
+    if journal is not None and journal.empty(state.seen_total) and head == stored_head:
+        return []
+    state.version += 1
+    records: Records = [(head_key(profile_id), encode_head(state))]
+    lp_pid = _lp(profile_id)
+    if journal is None:
+        for history in state.loaded.values():
+            for e in history:
+                records.append((_event_key(lp_pid, e.type, e.at, e.order), _event_value(e)))
+        records.extend((_timer_key(lp_pid, due, key), b"") for due, key in state.timers)
+        records.extend(_seen_records(lp_pid, state, 0))
+        return records
+    for (type_, at, order), event in journal.events.items():
+        key = _event_key(lp_pid, type_, at, order)
+        records.append((key, _event_value(event) if event is not None else None))
+    for (due, key_), present in journal.timers.items():
+        records.append((_timer_key(lp_pid, due, key_), b"" if present else None))
+    records.extend(_seen_records(lp_pid, state, journal.seen_from))
+    return records
+
+
+def commit_journal(state: ProfileState) -> None:
+    """After a committed write: the state's changes are stored; journal from here on."""
+    state.journal = Journal(seen_from=state.seen_total)
+
+
+def head_of(raw: bytes) -> tuple[bool, dict[str, int], int | None]:
+    """What the derived indexes need from a stored head: exists, members, next due."""
+    head = loads_exact(raw)
+    if head[0] != FORMAT:
+        raise ValueError(f"profile head of format {head[0]}, not {FORMAT}")
+    return bool(head[1]), head[4], head[9]
+
+
+# -- reading ------------------------------------------------------------------------------------
+def load_profile(profile_id: str, head_raw: bytes, scan: Scan) -> ProfileState:
+    """A profile's state from its stored head; its history loads per type on use (`scan`),
+    its dedupe ring and timers at once. The state journals its changes."""
+    head = loads_exact(head_raw)
+    if head[0] != FORMAT:
+        raise ValueError(f"profile head of format {head[0]}, not {FORMAT}")
+    (_, exists, traits, next_order, members, seqs, oldest, total, base, _due, version) = head
+    lp_pid = _lp(profile_id)
+    numbered: list[tuple[int, str]] = []
+    low = max(base, total - SEEN_IDS_KEPT)
+    for _key, value in scan(_SEEN + lp_pid):
+        number = _int(value[:8])
+        if low <= number < total:
+            numbered.append((number, value[8:].decode()))
+    numbered.sort()
+    seen: deque[str] = deque((i for _, i in numbered), maxlen=SEEN_IDS_KEPT)
+    timer_prefix = _TIMER + lp_pid
+    cut = len(timer_prefix)
+    timers = [(_int(key[cut : cut + 8]), key[cut + 8 :].decode()) for key, _ in scan(timer_prefix)]
+
+    def loader(type_: str) -> list[StoredEvent]:
+        prefix = _EVENT + lp_pid + _lp(type_)
+        n = len(prefix)
+        history = []
+        for key, value in scan(prefix):
+            event_id, properties = loads_exact(value)
+            at = _int(key[n : n + 8])
+            history.append(StoredEvent(at, _int(key[n + 8 : n + 16]), event_id, type_, properties))
+        return history
+
+    return ProfileState(
+        exists=bool(exists),
+        traits=traits,
+        next_order=next_order,
+        seen=seen,
+        seen_set=set(seen),
+        seen_total=total,
+        seen_base=base,
+        members=members,
+        seqs=seqs,
+        timers=timers,
+        oldest=oldest,
+        loader=loader,
+        journal=Journal(seen_from=total),
+        version=version,
+    )
+
+
+def from_old_state(state: ProfileState) -> ProfileState:
+    """A state decoded from format 1, made ready to write in this format (no journal: every
+    part is written). Its dedupe ids are renumbered from 0; an event timer, which named the
+    event by type and id, names each stored event of that type and id by `at` and order."""
+    state.seen_total = len(state.seen)
+    state.seen_base = 0
+    state.oldest = {t: h[0].at for t, h in state.loaded.items() if h}
+    timers: set[tuple[int, str]] = set()
+    for due, key in state.timers:
+        if key[:1] == "e" and EVENT_TIMER_SEP in key:
+            type_, event_id = key[1:].split(EVENT_TIMER_SEP, 1)
+            for e in state.loaded.get(type_, ()):
+                if e.id == event_id:
+                    timers.add((due, event_timer_key(type_, e.at, e.order)))
+        else:
+            timers.add((due, key))
+    state.timers = sorted(timers)
+    state.journal = None
+    return state
+
+
+#: Separates the parts of an event timer's trigger key.
+EVENT_TIMER_SEP = "\x1f"
+
+
+def event_timer_key(type_: str, at: int, order: int) -> str:
+    """The trigger key of a timer on one stored event."""
+    return f"e{type_}{EVENT_TIMER_SEP}{at}{EVENT_TIMER_SEP}{order}"
+
+
+def parse_event_timer(key: str) -> tuple[str, int, int]:
+    """(type, at, order) of an `event_timer_key`."""
+    type_, at, order = key[1:].rsplit(EVENT_TIMER_SEP, 2)
+    return type_, int(at), int(order)

@@ -1,12 +1,14 @@
 """Exactly once when the broker rejects what a transaction wrote (issue: every send confirmed).
 
-A profile's state outgrows the changelog topic's `max.message.bytes` (here lowered to 64 KiB
+A changelog record outgrows the changelog topic's `max.message.bytes` (here lowered to 64 KiB
 after the worker started, as an operator's or the broker's default would): the broker rejects
-the changelog record. Before the fix aiokafka committed such a transaction anyway — output
-and offsets went out without the state, and after a reopen the same `segment.entered` came
-out again. Now no transaction with a failed send commits: the record that made the state too
-large is isolated (dead-lettered as `internal`), every other record is applied exactly once,
-and the state a fresh worker restores from the changelog is the state the first one served.
+it. (A profile's state no longer grows with its history, one entry per event, so the records
+here are the entries of events with a property over the limit.) Before the fix aiokafka
+committed such a transaction anyway — output and offsets went out without the state, and after
+a reopen the same `segment.entered` came out again. Now no transaction with a failed send
+commits: the record whose state was rejected is isolated (dead-lettered as `internal`), every
+other record is applied exactly once, and the state a fresh worker restores from the changelog
+is the state the first one served.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from segstream.app.segment_writer import SegmentWriter
 pytestmark = pytest.mark.kafka
 
 LIMIT = 64 * 1024
+#: Every this many views of the heavy profile, one whose history entry passes LIMIT.
+BIG_EVERY = 40
 
 
 def _at() -> str:
@@ -41,7 +45,8 @@ def _view(profile_id: str, n: int) -> dict[str, Any]:
         "type": "page.viewed",
         "profile_id": profile_id,
         "at": _at(),
-        "properties": {"url": f"https://shop.example/p/{n:06d}", "path": f"/p/{n:06d}"},
+        "properties": {"url": f"https://shop.example/p/{n:06d}", "path": f"/p/{n:06d}"}
+        | ({"note": "x" * (LIMIT + 1000)} if n % BIG_EVERY == BIG_EVERY - 1 else {}),
     }
 
 
@@ -59,7 +64,7 @@ async def _lower_changelog_limit(cluster: WorkerCluster) -> None:
             [
                 ConfigResource(
                     ConfigResourceType.TOPIC,
-                    cluster.topic("state-changelog"),
+                    cluster.topic("state-changelog-v2"),
                     {"cleanup.policy": "compact", "max.message.bytes": str(LIMIT)},
                 )
             ]
@@ -74,7 +79,7 @@ def test_a_rejected_changelog_record_never_commits(kafka_bootstrap: str, tmp_pat
         {"id": "viewers", "name": "Viewers", "condition": {"event": "page.viewed"}},
         {"id": "pro", "name": "Pro", "condition": {"trait": "plan", "op": "eq", "value": "pro"}},
     ]
-    views = 480  # ~170 bytes of state each: the limit is passed around view 380
+    views = 480
 
     async def scenario() -> tuple[list[dict[str, Any]], list[Any], dict[str, Any], dict[str, Any]]:
         await cluster.create_topics()
@@ -124,6 +129,7 @@ def test_a_rejected_changelog_record_never_commits(kafka_bootstrap: str, tmp_pat
         assert "rejected" in headers["segstream.error.message"]
         assert letter.key == b"heavy"
     applied = views - len(letters)
+    assert len(letters) == views // BIG_EVERY
     assert 200 < applied < views
     assert served["activity_total"] == applied
     assert restored["activity_total"] == applied

@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from segstream.app.migrate import MIGRATE_COMMAND, UnmigratedChangelog
 from segstream.app.readers import committed_reader
 from segstream.app.settings import WorkerSettings
 from segstream.app.store import PartitionStore
@@ -49,13 +50,15 @@ async def restore_store(
         end = (await reader.end_offsets([tp]))[tp]
         stored = store.changelog_offset()
         start = stored + 1 if stored is not None else 0
-        if start > end:
+        if store.stored_format() == 1:
+            # Its offsets are those of the old changelog: the new one has all it held.
+            log.warning("partition %d: the store is of format 1, rebuilding", partition)
+            store = _rebuilt(settings, store)
+            start = 0
+        elif start > end:
             # The store is ahead of its changelog (a recreated topic): rebuild from it.
             log.warning("partition %d: store ahead of changelog, rebuilding", partition)
-            path = store.path
-            store.close()
-            PartitionStore.destroy(path)
-            store = open_store(settings, path)
+            store = _rebuilt(settings, store)
             start = 0
         reader.seek(tp, start)
         applied = 0
@@ -63,8 +66,15 @@ async def restore_store(
             fetched = await reader.getmany(tp, timeout_ms=500, max_records=RESTORE_FETCH_RECORDS)
             messages = fetched.get(tp, [])
             if messages:
-                store.apply_changelog([(m.key, m.value) for m in messages], messages[-1].offset)
+                try:
+                    store.apply_changelog([(m.key, m.value) for m in messages], messages[-1].offset)
+                except ValueError as exc:  # a head of another format
+                    raise UnmigratedChangelog(
+                        f"partition {partition} of {settings.topics.changelog!r}: {exc}; "
+                        f"migrate it into a new changelog topic with `{MIGRATE_COMMAND}`"
+                    ) from exc
                 applied += len(messages)
+        store.mark_format()
         if applied:
             log.info(
                 "partition %d: restored %d changelog records from offset %d",
@@ -75,3 +85,10 @@ async def restore_store(
         return store, applied
     finally:
         await reader.stop()
+
+
+def _rebuilt(settings: WorkerSettings, store: PartitionStore) -> PartitionStore:
+    path = store.path
+    store.close()
+    PartitionStore.destroy(path)
+    return open_store(settings, path)

@@ -175,7 +175,7 @@ class WorkerSettings:
             membership=reader.text("TOPIC_MEMBERSHIP", f"{prefix}.membership"),
             deadletter=reader.text("TOPIC_DEADLETTER", f"{prefix}.deadletter"),
             control=reader.text("TOPIC_CONTROL", f"{prefix}.control"),
-            changelog=reader.text("TOPIC_CHANGELOG", f"{prefix}.state-changelog"),
+            changelog=reader.text("TOPIC_CHANGELOG", f"{prefix}.state-changelog-v2"),
             status=reader.text("TOPIC_STATUS", f"{prefix}.status"),
             destinations=reader.text("TOPIC_DESTINATIONS", f"{prefix}.destinations"),
             destination_deadletter=reader.text(

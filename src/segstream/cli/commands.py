@@ -8,6 +8,7 @@ from segstream.cli.deliver import deliver
 from segstream.cli.destinations import destinations
 from segstream.cli.generate import generate
 from segstream.cli.lag_exporter import lag_exporter
+from segstream.cli.migrate import migrate
 from segstream.cli.produce import produce
 from segstream.cli.replay import replay
 from segstream.cli.rules import explain, validate
@@ -18,6 +19,7 @@ from segstream.cli.worker import worker
 ALL: list[click.Command] = []
 ALL.append(worker)
 ALL.append(lag_exporter)
+ALL.append(migrate)
 ALL.extend([validate, explain])
 ALL.append(replay)
 ALL.append(generate)

@@ -18,6 +18,7 @@ __all__ = ["worker"]
 def worker(create_topics_only: bool) -> None:
     """Run the stream worker (settings from SEGSTREAM_* environment variables)."""
     from segstream.app.logs import configure_logging
+    from segstream.app.migrate import check_migrated
     from segstream.app.settings import SettingsError, WorkerSettings
     from segstream.app.topics import (
         create_topics,
@@ -47,6 +48,9 @@ def worker(create_topics_only: bool) -> None:
         asyncio.run(ensure_message_limits(settings.client_kwargs(), message_limits(settings)))
     if create_topics_only:
         return
+    with kafka_errors(settings):
+        # A changelog of the old layout and no migration: refuse, naming `segstream migrate`.
+        asyncio.run(check_migrated(settings))
 
     from segstream.cli.compose import build_worker
 

@@ -164,6 +164,10 @@ class Feed:
             self.topics.activity, pid.encode(), orjson.dumps(event | {"properties": properties})
         )
 
+    def deletion(self, pid: str, eid: str, at: str) -> Record:
+        event = {"id": eid, "type": "profile.deleted", "profile_id": pid, "at": at}
+        return self._record(self.topics.profiles, pid.encode(), orjson.dumps(event))
+
 
 def batch(*records: Record) -> list[tuple[Any, list[Any]]]:
     """Records grouped per topic-partition, in order, as the consumer hands them over."""

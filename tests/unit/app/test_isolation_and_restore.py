@@ -18,11 +18,16 @@ from shell_fakes import FakeProducer, Feed, Record, batch, running_task, setting
 
 from segstream.app.isolation import run_batch
 from segstream.app.restore import open_store, restore_store
-from segstream.app.store import profile_key
+from segstream.app.store import OFFSET_KEY, profile_key
 from segstream.engine.processor import SegmentEngine
 from segstream.timefmt import format_instant
 
 PRO = {"trait": "plan", "op": "eq", "value": "pro"}
+BUSY = {"event": "page.viewed", "within": "1h", "count": {"op": "gte", "value": 25}}
+
+
+def _stored(store: Any) -> dict[bytes, bytes]:
+    return {k: v for k, v in store.scan(b"") if k != OFFSET_KEY}
 
 
 def _now() -> str:
@@ -168,6 +173,12 @@ def test_a_store_restores_from_its_changelog_then_catches_up(tmp_path: Path) -> 
         )
     )
     asyncio.run(run_batch(task, batch(feed.traits("p2", "e3", _now(), plan="free"))))
+    # History, dedupe slots and timers of a windowed segment, then a deletion.
+    asyncio.run(run_batch(task, batch(feed.segment("busy", BUSY))))
+    views = [feed.view("p3", f"v{i}", _now(), url=f"/{i}") for i in range(30)]
+    asyncio.run(run_batch(task, batch(*views[:20])))
+    asyncio.run(run_batch(task, batch(*views[20:], feed.view("p4", "w1", _now(), url="/"))))
+    asyncio.run(run_batch(task, batch(feed.deletion("p4", "d4", _now()))))
     changelog = [
         Record(task.topics.changelog, 0, offset, key, value)
         for offset, (_, key, value) in enumerate(producer.sent(task.topics.changelog))
@@ -186,5 +197,9 @@ def test_a_store_restores_from_its_changelog_then_catches_up(tmp_path: Path) -> 
     assert task.store is not None
     for pid in ("p1", "p2"):
         assert restored.get(profile_key(pid)) == task.store.get(profile_key(pid))
-    assert list(restored.scan_members()) == list(task.store.scan_members()) == [("pro", "p1")]
+    # Every head, history entry, dedupe slot and timer, and the derived indexes, are the same.
+    assert _stored(restored) == _stored(task.store)
+    assert any(key.startswith(b"e") for key in _stored(restored))
+    assert list(restored.scan_members()) == list(task.store.scan_members())
+    assert ("pro", "p1") in list(restored.scan_members())
     assert restored.changelog_offset() == len(changelog) - 1

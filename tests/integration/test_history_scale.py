@@ -33,7 +33,7 @@ DEFINITIONS: list[dict[str, Any]] = [
     {
         "id": "heavy",
         "name": "Heavy",
-        "condition": {"event": "page.viewed", "count": {"op": "gte", "value": HISTORY - 10}},
+        "condition": {"event": "page.viewed", "count": {"op": "gte", "value": 18_000}},
     },
     {
         "id": "product-fan",
@@ -41,19 +41,19 @@ DEFINITIONS: list[dict[str, Any]] = [
         "condition": {
             "event": "page.viewed",
             "where": [{"property": "path", "op": "starts_with", "value": "/p/001"}],
-            "count": {"op": "gte", "value": 50},
+            "count": {"op": "gte", "value": 20},  # ~38 of the views
         },
     },
     {
         "id": "spender",
         "name": "Spender",
-        "condition": {"event": "order.completed", "sum": "total", "op": "gte", "value": 1000},
+        "condition": {"event": "order.purchased", "sum": "total", "op": "gte", "value": 1000},
     },
     {
         "id": "steady",
         "name": "Steady",
         "condition": {
-            "event": "order.completed",
+            "event": "order.purchased",
             "avg": "total",
             "op": "between",
             "value": [10, 40],
@@ -71,7 +71,7 @@ def _records(now: int) -> list[dict[str, Any]]:
         at = now - rng.randrange(2 * DAY, 300 * DAY)
         if n % 20 == 19:
             total = round(rng.uniform(0.1, 60.0), 2)
-            records.append(_event("big", f"o{n}", "order.completed", at, {"total": total}))
+            records.append(_event("big", f"o{n}", "order.purchased", at, {"total": total}))
         else:
             path = f"/p/{rng.randrange(0, 5000):04d}"
             records.append(_event("big", f"v{n}", "page.viewed", at, {"path": path}))

@@ -31,7 +31,14 @@ async def _write_old_changelog(cluster: WorkerCluster, records: list[list[str]])
     await admin.start()
     try:
         await admin.create_topics(
-            [NewTopic(cluster.topic("state-changelog"), 1, 1, {"cleanup.policy": "compact"})]
+            [
+                NewTopic(
+                    cluster.topic("state-changelog"),
+                    1,
+                    1,
+                    topic_configs={"cleanup.policy": "compact"},
+                )
+            ]
         )
     finally:
         await admin.close()

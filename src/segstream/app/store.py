@@ -1,15 +1,19 @@
 """One input partition's RocksDB store: profile states, partition meta, and derived indexes.
 
-Key layout (one rocksdict DB per partition):
+Key layout (one rocksdict DB per partition, three column families):
 
-    p<profile id>                 a profile's head              changelogged
-    e, d, t + lp(profile id)...   its history, dedupe ring, timers  changelogged
-                                  (`segstream.state.layout`, format 2)
-    m<name>                       partition meta (catalogue, backfills)  changelogged
-    n<profile id>                 next due instant, 8 bytes     derived (rebuilt on restore)
-    s<segment id>\\0<profile id>   entered instant, 8 bytes      derived: the member index
-    \\0changelog-offset            last changelog offset applied
-    \\0format                      the store's format (absent: format 1, the old layout)
+    default  p<profile id>                 a profile's head                   changelogged
+             e, d, t + lp(profile id)...   its history, dedupe ring, timers   changelogged
+                                           (`segstream.state.layout`, format 2)
+    meta     m<name>                       partition meta (catalogue, backfills)  changelogged
+             \\0changelog-offset            last changelog offset applied
+             \\0format                      the store's format (absent: format 1)
+    derived  n<profile id>                 next due instant, 8 bytes   (rebuilt on restore)
+             s<segment id>\\0<profile id>   entered instant, 8 bytes: the member index
+
+Each key's family follows from its first byte (`_family`), so callers use one key space.
+Keeping the derived indexes and the metadata out of the profile data means scans of one never
+step over the other, and each family has its own memtables and files.
 
 The store serves committed data only: a transaction (`segstream.app.transaction`) holds its
 own writes and hands them to `write` after the Kafka commit, together with the changelog offset
@@ -22,6 +26,7 @@ import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
@@ -43,6 +48,8 @@ _META = b"m"
 _DUE = b"n"
 _MEMBER = b"s"
 _SEP = b"\x00"
+_META_FAMILY = "meta"
+_DERIVED_FAMILY = "derived"
 
 
 def profile_key(profile_id: str) -> bytes:
@@ -87,10 +94,50 @@ class PartitionStore:
         table.set_block_cache(Cache(block_cache_bytes))
         options.set_block_based_table_factory(table)
         options.set_write_buffer_size(write_buffer_bytes)
-        self._db = Rdict(str(path), options)
+        options.create_missing_column_families(True)
+        families = {name: Options(raw_mode=True) for name in (_META_FAMILY, _DERIVED_FAMILY)}
+        self._db = Rdict(str(path), options, column_families=families)
+        self._meta = self._db.get_column_family(_META_FAMILY)
+        self._derived = self._db.get_column_family(_DERIVED_FAMILY)
+        self._handles = {
+            _META_FAMILY: self._db.get_column_family_handle(_META_FAMILY),
+            _DERIVED_FAMILY: self._db.get_column_family_handle(_DERIVED_FAMILY),
+        }
+
+    def _family(self, key: bytes) -> Rdict:
+        first = key[:1]
+        if first in (_META, _SEP):
+            return self._meta
+        if first in (_DUE, _MEMBER):
+            return self._derived
+        return self._db
+
+    def _handle(self, key: bytes) -> Any:
+        first = key[:1]
+        if first in (_META, _SEP):
+            return self._handles[_META_FAMILY]
+        if first in (_DUE, _MEMBER):
+            return self._handles[_DERIVED_FAMILY]
+        return None
+
+    @staticmethod
+    def _put(batch: WriteBatch, handle: Any, key: bytes, value: bytes) -> None:
+        if handle is None:
+            batch.put(key, value)
+        else:
+            batch.put(key, value, handle)
+
+    @staticmethod
+    def _delete(batch: WriteBatch, handle: Any, key: bytes) -> None:
+        if handle is None:
+            batch.delete(key)
+        else:
+            batch.delete(key, handle)
 
     def close(self) -> None:
         """Close the DB."""
+        self._meta.close()
+        self._derived.close()
         self._db.close()
 
     @staticmethod
@@ -101,12 +148,12 @@ class PartitionStore:
     # -- reads -------------------------------------------------------------------------------
     def get(self, key: bytes) -> bytes | None:
         """A committed value."""
-        value: bytes | None = self._db.get(key)
+        value: bytes | None = self._family(key).get(key)
         return value
 
     def changelog_offset(self) -> int | None:
         """The last changelog offset this store reflects."""
-        raw = self._db.get(OFFSET_KEY)
+        raw = self._meta.get(OFFSET_KEY)
         return int(raw) if raw is not None else None
 
     def profile_ids_after(self, cursor: str | None, limit: int) -> list[str]:
@@ -144,7 +191,7 @@ class PartitionStore:
         prefix = _MEMBER + segment_id.encode() + _SEP
         start = prefix + cursor.encode() + _SEP if cursor is not None else prefix
         found: list[str] = []
-        it = self._db.iter()
+        it = self._derived.iter()
         it.seek(start)
         while it.valid() and len(found) < limit:
             key: bytes = it.key()
@@ -167,7 +214,7 @@ class PartitionStore:
     def stored_format(self) -> int | None:
         """The format of the store's profile data: FORMAT, 1 (written before the keyed layout),
         or None when it holds no profile yet."""
-        raw = self._db.get(FORMAT_KEY)
+        raw = self._meta.get(FORMAT_KEY)
         if raw is not None:
             return int(raw)
         for _key, value in self._prefix(_PROFILE):
@@ -176,10 +223,10 @@ class PartitionStore:
 
     def mark_format(self) -> None:
         """Record that the store holds the current format."""
-        self._db.put(FORMAT_KEY, str(FORMAT).encode())
+        self._meta.put(FORMAT_KEY, str(FORMAT).encode())
 
     def _prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        it = self._db.iter()
+        it = self._family(prefix).iter()
         it.seek(prefix)
         while it.valid():
             key: bytes = it.key()
@@ -200,18 +247,12 @@ class PartitionStore:
         batch = WriteBatch(raw_mode=True)
         for write in profiles:
             for key, value in write.records:
-                if value is None:
-                    batch.delete(key)
-                else:
-                    batch.put(key, value)
+                self._set(batch, key, value)
             self._derive(batch, write.profile_id, write.due, write.members_before, write.members)
         for key, value in meta.items():
-            if value is None:
-                batch.delete(key)
-            else:
-                batch.put(key, value)
+            self._set(batch, key, value)
         if changelog_offset is not None:
-            batch.put(OFFSET_KEY, str(changelog_offset).encode())
+            self._set(batch, OFFSET_KEY, str(changelog_offset).encode())
         self._db.write(batch)
 
     def apply_changelog(self, records: list[tuple[bytes, bytes | None]], offset: int) -> None:
@@ -222,7 +263,7 @@ class PartitionStore:
             latest[key] = value
         for key, value in latest.items():
             self._write(batch, key, value)
-        batch.put(OFFSET_KEY, str(offset).encode())
+        self._set(batch, OFFSET_KEY, str(offset).encode())
         self._db.write(batch)
 
     def _write(self, batch: WriteBatch, key: bytes, value: bytes | None) -> None:
@@ -231,26 +272,32 @@ class PartitionStore:
             old = head_of(old_raw)[1] if old_raw is not None else {}
             _, members, due = head_of(value) if value is not None else (False, {}, None)
             self._derive(batch, key[1:].decode(), due, old, members)
-        if value is None:
-            batch.delete(key)
-        else:
-            batch.put(key, value)
+        self._set(batch, key, value)
 
-    @staticmethod
+    def _set(self, batch: WriteBatch, key: bytes, value: bytes | None) -> None:
+        """Put (None: delete) a key in its column family."""
+        handle = self._handle(key)
+        if value is None:
+            self._delete(batch, handle, key)
+        else:
+            self._put(batch, handle, key, value)
+
     def _derive(
+        self,
         batch: WriteBatch,
         profile_id: str,
         due: int | None,
         before: dict[str, int],
         after: dict[str, int],
     ) -> None:
+        derived = self._handles[_DERIVED_FAMILY]
         due_key = _DUE + profile_id.encode()
         if due is None:
-            batch.delete(due_key)
+            batch.delete(due_key, derived)
         else:
-            batch.put(due_key, _instant(due))
+            batch.put(due_key, _instant(due), derived)
         for segment_id in before.keys() - after.keys():
-            batch.delete(_member_key(segment_id, profile_id))
+            batch.delete(_member_key(segment_id, profile_id), derived)
         for segment_id, entered in after.items():
             if before.get(segment_id) != entered:
-                batch.put(_member_key(segment_id, profile_id), _instant(entered))
+                batch.put(_member_key(segment_id, profile_id), _instant(entered), derived)

@@ -132,16 +132,10 @@ async def changelog_end(app: App) -> int:
 
 
 async def one_history(
-    bootstrap: str,
-    workdir: Path,
-    run_id: str,
-    history: int,
-    definitions: list[dict[str, Any]],
-    args: argparse.Namespace,
+    app: App, history: int, definitions: list[dict[str, Any]], args: argparse.Namespace
 ) -> dict[str, Any]:
-    name = f"{run_id}-h{history}"
-    inputs = (f"{name}-in.profiles", f"{name}-in.activity")
-    app = App(bootstrap, workdir, name, inputs, 1)
+    bootstrap = app.settings.bootstrap
+    inputs = app.inputs
     app.env["SEGSTREAM_MAX_BATCH_RECORDS"] = "2000"
     await app.create_topics()
     tps = partitions_of(inputs, 1)
@@ -194,6 +188,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     workdir.mkdir(parents=True, exist_ok=True)
     broker = Broker(workdir / "kafka")
     run_id = f"hist{uuid.uuid4().hex[:6]}"
+    apps: list[App] = []
     try:
         bootstrap = broker.start()
         say(f"broker {bootstrap}; work dir {workdir}")
@@ -201,12 +196,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         summary = write_workload(workload, workdir / "workload")
         definitions = generated_definitions(summary.segments_path, args.segments)
         results = []
-        for history in [int(h) for h in args.histories.split(",") if h]:
-            results.append(
-                await one_history(bootstrap, workdir, run_id, history, definitions, args)
-            )
+        for index, history in enumerate(int(h) for h in args.histories.split(",") if h):
+            name = f"{run_id}-{index}-h{history}"
+            inputs = (f"{name}-in.profiles", f"{name}-in.activity")
+            apps.append(App(bootstrap, workdir, name, inputs, 1))
+            results.append(await one_history(apps[-1], history, definitions, args))
             print(orjson.dumps(results[-1]).decode(), flush=True)
     finally:
+        for app in apps:
+            app.stop()
         broker.stop()
     base = next((r for r in results if r["history"] == 10), None)
     for r in results:

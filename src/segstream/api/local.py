@@ -147,7 +147,7 @@ def _state(store: PartitionStore, profile_id: str) -> ProfileState | None:
     raw = store.get(profile_key(profile_id))
     if raw is None:
         return None
-    state = load_profile(profile_id, raw, store.scan)
+    state = load_profile(profile_id, raw, store.scan, for_update=False)
     return state if state.exists else None
 
 

@@ -2,7 +2,7 @@
 
 The partition's committed state is its RocksDB store (which serves committed data only) and
 the in-memory `PartitionState` derived from it (registry, due index, backfill queue, member
-counts, decoded-state cache). A `PartitionTransaction` collects what a batch changes:
+counts, loaded-state cache). A `PartitionTransaction` collects what a batch changes:
 
     STARTED ──prepare()──► PREPARED ──flush()──► COMMITTED
        │                       │

@@ -178,9 +178,12 @@ def head_of(raw: bytes) -> tuple[bool, dict[str, int], int | None]:
 
 
 # -- reading ------------------------------------------------------------------------------------
-def load_profile(profile_id: str, head_raw: bytes, scan: Scan) -> ProfileState:
+def load_profile(
+    profile_id: str, head_raw: bytes, scan: Scan, *, for_update: bool = True
+) -> ProfileState:
     """A profile's state from its stored head; its history loads per type on use (`scan`),
-    its dedupe ring and timers at once. The state journals its changes."""
+    its dedupe ring and timers at once (not at all without `for_update`: a read-only view for
+    evaluation, which needs neither). The state journals its changes."""
     head = loads_exact(head_raw)
     if head[0] != FORMAT:
         raise ValueError(f"profile head of format {head[0]}, not {FORMAT}")
@@ -188,7 +191,7 @@ def load_profile(profile_id: str, head_raw: bytes, scan: Scan) -> ProfileState:
     lp_pid = _lp(profile_id)
     numbered: list[tuple[int, str]] = []
     low = max(base, total - SEEN_IDS_KEPT)
-    for _key, value in scan(_SEEN + lp_pid):
+    for _key, value in scan(_SEEN + lp_pid) if for_update else ():
         number = _int(value[:8])
         if low <= number < total:
             numbered.append((number, value[8:].decode()))
@@ -196,7 +199,10 @@ def load_profile(profile_id: str, head_raw: bytes, scan: Scan) -> ProfileState:
     seen: deque[str] = deque((i for _, i in numbered), maxlen=SEEN_IDS_KEPT)
     timer_prefix = _TIMER + lp_pid
     cut = len(timer_prefix)
-    timers = [(_int(key[cut : cut + 8]), key[cut + 8 :].decode()) for key, _ in scan(timer_prefix)]
+    timers = [
+        (_int(key[cut : cut + 8]), key[cut + 8 :].decode())
+        for key, _ in (scan(timer_prefix) if for_update else ())
+    ]
 
     def loader(type_: str) -> list[StoredEvent]:
         prefix = _EVENT + lp_pid + _lp(type_)

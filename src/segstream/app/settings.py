@@ -125,8 +125,9 @@ class WorkerSettings:
     rocksdb_block_cache_bytes: int
     rocksdb_write_buffer_bytes: int
     input_max_message_bytes: int
-    #: `max.message.bytes` of the changelog topic: the largest profile state a partition can
-    #: write (a record whose state would be larger is dead-lettered as `internal`).
+    #: `max.message.bytes` of the changelog topic: the largest changelog record (a profile's
+    #: head or one stored event) a partition can write; a larger one is dead-lettered as
+    #: `internal`.
     changelog_max_message_bytes: int
     # Group timing; tests turn these down so a worker joins and rebalances quickly.
     session_timeout_s: float

@@ -98,7 +98,8 @@ async def create_topics(
 def message_limits(settings: WorkerSettings) -> dict[str, int]:
     """The least `max.message.bytes` each topic needs for what is written to it: inputs take
     oversize records (to dead-letter them), dead letters are inputs plus headers, and the
-    changelog takes the largest profile state a partition may write."""
+    changelog takes the largest record (a profile's head or one stored event) a partition may
+    write."""
     names = settings.topics
     return {
         names.profiles: settings.input_max_message_bytes,

@@ -21,6 +21,7 @@ from segstream.schemas.events import InputEvent, parse_input_record
 from segstream.schemas.jsontext import JSONTextError, dumps, loads_exact
 from segstream.schemas.limits import INT_MAX, INT_MIN
 from segstream.state.codec import decode_profile, encode_profile
+from segstream.state.layout import head_key, load_profile, profile_records
 
 from .budget import examples
 
@@ -140,12 +141,28 @@ def test_the_input_parser_gives_only_spec_outcomes(raw: bytes, key: bytes | None
         return
     _bounded(started)
     assert isinstance(event, InputEvent)
-    # An accepted record is within the limits: the codec stores it exactly.
+    # An accepted record is within the limits: the keyed layout (and the format-1 codec that
+    # migrations read) store it exactly.
     session = ReplaySession()
     session.feed(raw)
     state = session.store.get(event.profile_id)
     if state is not None:
         assert decode_profile(encode_profile(state)) == state
+        stored = dict(profile_records(event.profile_id, state, None))
+
+        def scan(prefix: bytes) -> list[tuple[bytes, bytes]]:
+            return sorted((k, v) for k, v in stored.items() if k.startswith(prefix) and v)
+
+        head = stored[head_key(event.profile_id)]
+        assert head is not None
+        loaded = load_profile(event.profile_id, head, scan)
+        assert (loaded.exists, loaded.traits, loaded.events, list(loaded.seen)) == (
+            state.exists,
+            state.traits,
+            state.events,
+            list(state.seen),
+        )
+        assert loaded.timers == state.timers
 
 
 @examples(50)

@@ -11,28 +11,11 @@ if [[ -x "$chromium" ]]; then
     echo "ensure-chromium: $chromium is there" >&2
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure-chromium: $chromium missing and no apt-get here: install Chromium by hand" >&2
+# shellcheck source=deploy/tools/apt-install.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
+if ! apt_install ensure-chromium chromium; then
+    echo "ensure-chromium: without Chromium the browser tests will skip" >&2
     exit 0
-fi
-sudo=()
-if [[ "$(id -u)" != 0 ]]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo=(sudo -n)
-    else
-        echo "ensure-chromium: $chromium missing; apt-get needs root and sudo is not usable" >&2
-        exit 0
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; then
-    # The package lists may be missing or stale on a fresh machine.
-    "${sudo[@]}" apt-get update -q >/dev/null 2>&1 || true
-    if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends chromium >/dev/null; then
-        echo "ensure-chromium: apt-get install chromium failed; browser tests will skip" >&2
-        exit 0
-    fi
 fi
 if [[ -x "$chromium" ]]; then
     echo "ensure-chromium: installed $("$chromium" --version 2>/dev/null | head -n 1)" >&2

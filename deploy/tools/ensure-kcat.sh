@@ -10,28 +10,11 @@ if command -v kcat >/dev/null 2>&1; then
     echo "ensure-kcat: $(command -v kcat) is there" >&2
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure-kcat: kcat missing and no apt-get here: install kcat by hand" >&2
+# shellcheck source=deploy/tools/apt-install.sh
+source "$(dirname "${BASH_SOURCE[0]}")/apt-install.sh"
+if ! apt_install ensure-kcat kcat; then
+    echo "ensure-kcat: without kcat the foreign-client tests will skip" >&2
     exit 0
-fi
-sudo=()
-if [[ "$(id -u)" != 0 ]]; then
-    if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-        sudo=(sudo -n)
-    else
-        echo "ensure-kcat: kcat missing; apt-get needs root and sudo is not usable" >&2
-        exit 0
-    fi
-fi
-
-export DEBIAN_FRONTEND=noninteractive
-if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends kcat >/dev/null 2>&1; then
-    # The package lists may be missing or stale on a fresh machine.
-    "${sudo[@]}" apt-get update -q >/dev/null 2>&1 || true
-    if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends kcat >/dev/null; then
-        echo "ensure-kcat: apt-get install kcat failed; the foreign-client tests will skip" >&2
-        exit 0
-    fi
 fi
 if command -v kcat >/dev/null 2>&1; then
     echo "ensure-kcat: installed $(kcat -V 2>&1 | head -n 1)" >&2

@@ -132,8 +132,3 @@ class TaskManager:
         for partition in sorted(self.partitions):
             await self._close(partition)
         self.assigned = set()
-
-    async def wait_opening(self) -> None:
-        """Wait for the opens under way (tests and shutdown)."""
-        if self._opening:
-            await asyncio.gather(*self._opening.values(), return_exceptions=True)

@@ -185,11 +185,6 @@ class PartitionTransaction:
         """Transitions the batch emits (member counts move on `flush`)."""
         self._changes.extend(changes)
 
-    @property
-    def changed_profiles(self) -> int:
-        """Profiles the batch changed so far."""
-        return len(self._dirty)
-
     # -- the life of the transaction -------------------------------------------------------
     def prepare(self) -> list[tuple[bytes, bytes | None]]:
         """The changed parts of the changed profiles: the changelog records (key, value) to

@@ -12,6 +12,7 @@ from segstream.api.cluster import ClusterView
 from segstream.api.context import ApiContext
 from segstream.api.destinations import DestinationHandlers
 from segstream.api.errors import ApiError
+from segstream.api.export import ExportHandlers
 from segstream.api.http import Handler, cors_headers, endpoint
 from segstream.api.internal import InternalHandlers
 from segstream.api.local import WorkerView
@@ -37,6 +38,7 @@ class HttpApi:
         reads = ReadHandlers(self.ctx)
         internal = InternalHandlers(self.ctx)
         destinations = self._destinations = DestinationHandlers(self.ctx)
+        export = ExportHandlers(self.ctx)
         # (method, aiohttp path, OpenAPI path, handler, access). With a token configured,
         # every route needs one: profiles and members are personal data, and a preview costs
         # a pass over every profile.
@@ -54,6 +56,7 @@ class HttpApi:
                 reads.members,
                 _READ,
             ),
+            *_export_routes(export),
             (
                 "GET",
                 "/api/profiles/{profile_id:(?s:.+)}",
@@ -144,6 +147,18 @@ class HttpApi:
         if path is None:
             raise ApiError(404, "not_found", "the OpenAPI document is not installed here")
         return web.Response(body=Path(path).read_bytes(), content_type="application/yaml")
+
+
+def _export_routes(export: ExportHandlers) -> list[tuple[str, str, str, Handler, Access]]:
+    """Member exports (api/export.py): every member of a segment, streamed."""
+    csv_path = "/api/segments/{id}/members.csv"
+    jsonl_path = "/api/segments/{id}/members.jsonl"
+    page_path = "/internal/partitions/{partition}/segments/{id}/export"
+    return [
+        ("GET", csv_path, csv_path, export.csv, _READ),
+        ("GET", jsonl_path, jsonl_path, export.jsonl, _READ),
+        ("GET", page_path, "", export.page, _PEER),
+    ]
 
 
 def _pattern(path: str) -> re.Pattern[str]:

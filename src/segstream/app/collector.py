@@ -1,11 +1,12 @@
 """What one partition transaction sends, and the proof that every send succeeded.
 
-A `RecordCollector` gathers a batch's membership events and dead letters in the order they
-arise, hands them and the changelog records to the partition's transactional producer, and
-`confirm()`s every delivery before the caller may commit: aiokafka would commit a transaction
-whose records the broker rejected. A rejection caused by a record itself (too large, invalid)
-raises `SendRejected` naming the topic and key, so the caller can isolate what produced it;
-any other failure (the broker away, fencing, timeouts) propagates as it is.
+A `RecordCollector` gathers a batch's membership events (each with its current-membership
+record, SPEC §6.1) and dead letters in the order they arise, hands them and the changelog
+records to the partition's transactional producer, and `confirm()`s every delivery before the
+caller may commit: aiokafka would commit a transaction whose records the broker rejected. A
+rejection caused by a record itself (too large, invalid) raises `SendRejected` naming the topic
+and key, so the caller can isolate what produced it; any other failure (the broker away,
+fencing, timeouts) propagates as it is.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from segstream.app.members_topic import members_record
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.settings import TopicNames
 from segstream.engine.membership import MembershipChange
@@ -56,7 +58,7 @@ class Rejected:
     """One record of a transaction that the broker (or the client) refused."""
 
     topic: str
-    #: Which of the partition's outputs: changelog, membership, deadletter (or other).
+    #: Which of the partition's outputs: changelog, membership, members, deadletter (or other).
     kind: str
     key: bytes | None
     size: int
@@ -109,7 +111,8 @@ class RecordCollector:
         return self._changes
 
     def membership(self, changes: list[MembershipChange], source_timestamp_ms: int | None) -> None:
-        """Membership events (SPEC §6) of these transitions, stamped with the wall clock."""
+        """Membership events (SPEC §6) of these transitions, stamped with the wall clock, each
+        followed by the current-membership record that mirrors it (SPEC §6.1)."""
         if not changes:
             return
         metrics = self._metrics
@@ -119,11 +122,19 @@ class RecordCollector:
             self._pending.append(
                 _Outgoing(self._topics.membership, change.profile_id.encode(), record, [])
             )
+            key, value = members_record(change)
+            self._pending.append(_Outgoing(self._topics.members, key, value, []))
             self._changes.append(change)
             if change.cause.get("kind") == "timer":
                 metrics.timer_lag(max(0, emitted - change.at) / 1e6)
         if source_timestamp_ms is not None:
             metrics.end_to_end(max(0.0, emitted / 1e6 - source_timestamp_ms / 1e3))
+
+    def current_members(self, records: list[tuple[bytes, bytes]]) -> None:
+        """Current-membership records that mirror no transition of this transaction (the
+        topic's seeding, `segstream.app.members_topic`)."""
+        topic = self._topics.members
+        self._pending.extend(_Outgoing(topic, key, value, []) for key, value in records)
 
     def dead_letter(
         self, message: Any, topic: str, error: InvalidRecord, *, keep_value: bool = True
@@ -240,6 +251,7 @@ class RecordCollector:
         return {
             topics.changelog: "changelog",
             topics.membership: "membership",
+            topics.members: "members",
             topics.deadletter: "deadletter",
         }.get(topic, "other")
 

@@ -131,6 +131,7 @@ def _worsen(current: Isolation | None, exc: SendRejected) -> Isolation:
     what = {
         "changelog": "the profile state it produced",
         "membership": "a membership event it produced",
+        "members": "a current-membership record it produced",
         "deadletter": "its dead letter",
     }
     reason = f"{what.get(exc.kind, 'a record it produced')} was rejected by the broker ({exc})"[
@@ -150,6 +151,8 @@ def _rejected_profile(task: PartitionTask, rejected: Rejected) -> str | None:
         return profile
     if rejected.kind == "membership" and key:
         return key.decode(errors="replace")
+    if rejected.kind == "members" and b"/" in key:  # segment_id/profile_id
+        return key.partition(b"/")[2].decode(errors="replace")
     return None
 
 

@@ -55,6 +55,8 @@ class TopicNames:
     destinations: str = "segstream.destinations"
     #: Batches `segstream deliver` gave up on, keyed by destination id.
     destination_deadletter: str = "segstream.destination-deadletter"
+    #: Compacted, co-partitioned with the inputs: who is in each segment now (SPEC §6.1).
+    members: str = "segstream.members"
 
     @property
     def inputs(self) -> tuple[str, str]:
@@ -182,6 +184,7 @@ class WorkerSettings:
             destination_deadletter=reader.text(
                 "TOPIC_DESTINATION_DEADLETTER", f"{prefix}.destination-deadletter"
             ),
+            members=reader.text("TOPIC_MEMBERS", f"{prefix}.members"),
         )
         max_message_bytes = reader.integer("INPUT_MAX_MESSAGE_BYTES", 2 * MIB + 64 * 1024)
         if max_message_bytes < 2 * MIB:

@@ -201,6 +201,40 @@ class PartitionStore:
             it.next()
         return found
 
+    def member_entries_from(self, after: tuple[str, str] | None) -> Iterator[tuple[str, str, int]]:
+        """(segment id, profile id, entered instant) of every membership after `after`
+        (a (segment id, profile id) pair), in key order."""
+        start = _member_key(*after) + _SEP if after is not None else _MEMBER
+        it = self._derived.iter()
+        it.seek(start)
+        while it.valid():
+            key: bytes = it.key()
+            if not key.startswith(_MEMBER):
+                return
+            segment, _, profile = key[1:].partition(_SEP)
+            yield segment.decode(), profile.decode(), int.from_bytes(it.value(), "big", signed=True)
+            it.next()
+
+    def member_entries_after(
+        self, segment_id: str, cursor: str | None, limit: int
+    ) -> list[tuple[str, int]]:
+        """Up to `limit` (member id, entered instant) of a segment after `cursor`, in key
+        order (what an export reads)."""
+        prefix = _MEMBER + segment_id.encode() + _SEP
+        start = prefix + cursor.encode() + _SEP if cursor is not None else prefix
+        found: list[tuple[str, int]] = []
+        it = self._derived.iter()
+        it.seek(start)
+        while it.valid() and len(found) < limit:
+            key: bytes = it.key()
+            if not key.startswith(prefix):
+                break
+            found.append(
+                (key[len(prefix) :].decode(), int.from_bytes(it.value(), "big", signed=True))
+            )
+            it.next()
+        return found
+
     def meta_items(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         """Stored meta entries whose name starts with `prefix` (name without it, value)."""
         start = meta_key(prefix)

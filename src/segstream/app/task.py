@@ -30,6 +30,7 @@ from typing import Any
 
 from segstream.app.collector import RecordCollector, wall_us
 from segstream.app.internal_records import control_segment_record, stored_segment_record
+from segstream.app.members_topic import SEEDED, seed_slice
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.restore import open_store, restore_store
 from segstream.app.routing import InputRouter
@@ -197,6 +198,7 @@ class PartitionTask:
             self.store, _applied = await restore_store(self.settings, self.partition, store)
             self.state = self._load(self.store)
             self.skipped_profiles.clear()
+            await self._seed_members_topic()
         except BaseException:
             await self._release()
             if self.task_state is TaskState.RESTORING:
@@ -315,6 +317,37 @@ class PartitionTask:
             versions = registry.versions
             versions[key] = max(versions.get(key, 0), int(value))
         return registry
+
+    async def _seed_members_topic(self) -> None:
+        """Write the members the current-membership topic has never seen (a deployment from
+        before it), once, in slices of transactions (`segstream.app.members_topic`)."""
+        assert self.store is not None and self.producer is not None
+        seeded = 0
+        while self.store.get(meta_key(SEEDED)) is None:
+            records, meta = seed_slice(self.store, self.state.registry)
+            txn = PartitionTransaction(self.store, self.state, self._load_registry)
+            collector = RecordCollector(self.topics, self.partition, self.metrics)
+            for name, value in meta.items():
+                txn.put_meta(name, value)
+            collector.current_members(records)
+            await self.producer.begin_transaction()
+            try:
+                await collector.send(self.producer, txn.prepare())
+                changelog_offset = await collector.confirm()
+                await self.producer.commit_transaction()
+            except BaseException:
+                collector.abandon()
+                txn.rollback()
+                raise
+            txn.flush(changelog_offset)
+            seeded += len(records)
+        if seeded:
+            log.info(
+                "partition %d: %d current members written to %s",
+                self.partition,
+                seeded,
+                self.topics.members,
+            )
 
     # -- processing --------------------------------------------------------------------------
     def has_work(self) -> bool:

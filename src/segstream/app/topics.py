@@ -49,6 +49,9 @@ def topic_specs(settings: WorkerSettings) -> list[TopicSpec]:
         TopicSpec(names.activity, partitions, dict(large)),
         TopicSpec(names.segments, 1, {"cleanup.policy": "compact"}),
         TopicSpec(names.membership, partitions),
+        # Current members (SPEC §6.1): the latest record of each segment/profile key is all
+        # a consumer needs, so compaction keeps the topic the size of the memberships.
+        TopicSpec(names.members, partitions, {"cleanup.policy": "compact"}),
         TopicSpec(
             names.deadletter, partitions, {"max.message.bytes": str(limits[names.deadletter])}
         ),

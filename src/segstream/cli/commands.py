@@ -8,6 +8,7 @@ from segstream.cli.deliver import deliver
 from segstream.cli.destinations import destinations
 from segstream.cli.generate import generate
 from segstream.cli.lag_exporter import lag_exporter
+from segstream.cli.members import members
 from segstream.cli.migrate import migrate
 from segstream.cli.produce import produce
 from segstream.cli.replay import replay
@@ -25,3 +26,4 @@ ALL.append(replay)
 ALL.append(generate)
 ALL.extend([segments, tail, produce])
 ALL.extend([destinations, deliver])
+ALL.append(members)

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter
 
 from segstream.schemas.destinations import DestinationDefinition, DestinationRecord
 from segstream.schemas.input_models import InputEventModel
-from segstream.schemas.membership import MembershipEvent
+from segstream.schemas.membership import CurrentMembership, MembershipEvent
 from segstream.schemas.segments import SegmentDefinition, SegmentRecord
 
 __all__ = ["SCHEMA_FILES", "main", "render_schemas"]
@@ -39,6 +39,10 @@ SCHEMA_FILES: Final[dict[str, tuple[str, Callable[[], dict[str, Any]]]]] = {
     "membership-event.schema.json": (
         "A membership event (SPEC §6): segment.entered or segment.left",
         MembershipEvent.model_json_schema,
+    ),
+    "current-membership.schema.json": (
+        "A value of the current-membership topic (SPEC §6.1); a tombstone when the pair left",
+        CurrentMembership.model_json_schema,
     ),
     "destination-definition.schema.json": (
         "A webhook destination as submitted (docs/destinations.md)",

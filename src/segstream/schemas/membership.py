@@ -17,7 +17,14 @@ UtcTimeText = Annotated[
     ),
 ]
 
-__all__ = ["Cause", "EventCause", "MembershipEvent", "PlainCause", "SegmentUpdatedCause"]
+__all__ = [
+    "Cause",
+    "CurrentMembership",
+    "EventCause",
+    "MembershipEvent",
+    "PlainCause",
+    "SegmentUpdatedCause",
+]
 
 
 class EventCause(StrictModel):
@@ -55,3 +62,15 @@ class MembershipEvent(StrictModel):
     at: UtcTimeText
     emitted_at: UtcTimeText
     cause: Cause
+
+
+class CurrentMembership(StrictModel):
+    """A value of the current-membership topic (SPEC §6.1), keyed `segment_id/profile_id`:
+    the pair is a member; a tombstone (null value) says it left. `seq` and `entered_at` are
+    those of the `segment.entered` that started the membership."""
+
+    segment_id: SegmentIdText
+    profile_id: Annotated[StrictStr, StringConstraints(min_length=1, max_length=256)]
+    segment_version: Annotated[StrictInt, Field(ge=1)]
+    entered_at: UtcTimeText
+    seq: Annotated[StrictInt, Field(ge=1)]

@@ -33,6 +33,7 @@ def test_export_writes_every_file(tmp_path: Path) -> None:
             "segment-definition.schema.json",
             "segment-record.schema.json",
             "membership-event.schema.json",
+            "current-membership.schema.json",
             "destination-definition.schema.json",
             "destination-record.schema.json",
         ]

@@ -34,10 +34,14 @@ export class ApiError extends Error {
   }
 }
 
-async function request(method, path, body) {
-  const headers = { Accept: "application/json" };
+/** The Authorization header of the kept token (none without one). */
+export function authHeaders() {
   const token = getToken() || memoryToken;
-  if (token) headers.Authorization = `Bearer ${token}`;
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+async function request(method, path, body) {
+  const headers = { Accept: "application/json", ...authHeaders() };
   const init = { method, headers, cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";

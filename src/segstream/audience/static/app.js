@@ -3,6 +3,7 @@
 import { api, getToken, setToken } from "./api.js";
 import { ConditionBuilder } from "./builder.js";
 import { initDestinations } from "./destinations.js";
+import { initExport } from "./export.js";
 
 const POLL_MS = 1500;
 const PAGE_SIZE = 50;
@@ -184,6 +185,7 @@ async function refreshMembers() {
 
 function renderMembers() {
   const id = state.selected;
+  $("members-export").hidden = !id;
   const row = state.segments.find((segment) => segment.id === id);
   const list = $("members-list");
   const pager = $("members-pager");
@@ -517,6 +519,7 @@ function start() {
     if (state.editor) $("delete-open").focus();
   });
   initDestinations(() => state.segments);
+  initExport(() => state.selected);
   $("members-prev").addEventListener("click", () => turnPage(-1));
   $("members-next").addEventListener("click", () => turnPage(1));
   $("seg-name").addEventListener("input", () => {

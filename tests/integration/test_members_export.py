@@ -355,3 +355,34 @@ def test_seeding_on_upgrade(cluster: Any, tmp_path: Path) -> None:
     )
     assert seeded
     assert "current members written" in workers.log("w1-upgraded") + workers.log("w2-upgraded")
+
+
+def test_the_python_recipe_of_consumers_md(cluster: Any) -> None:
+    """docs/consumers.md's Python bootstrap holds what kcat holds."""
+    from aiokafka import AIOKafkaConsumer
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "consumers.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {"__name__": "recipe"}
+    exec(compile(code, "consumers.md", "exec"), namespace)  # our own docs
+    workers, urls = cluster
+    wait_for(lambda: consistent(workers, urls[0], set(listed_counts(workers))), 120, "settled")
+
+    async def read() -> dict[str, dict[str, Any]]:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=workers.bootstrap, isolation_level="read_committed"
+        )
+        await consumer.start()
+        try:
+            table: dict[str, dict[str, Any]] = await namespace["bootstrap"](
+                consumer, workers.topic("members"), workers.partitions
+            )
+            return table
+        finally:
+            await consumer.stop()
+
+    table = asyncio.run(read())
+    held: dict[str, set[str]] = {}
+    for value in table.values():
+        held.setdefault(value["segment_id"], set()).add(value["profile_id"])
+    assert held == kcat_members(workers)

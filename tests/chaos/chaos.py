@@ -256,13 +256,21 @@ class Report:
     gaps: int = 0
     mismatched_pairs: int = 0
     final_diff: int = 0
+    #: Pairs where the current-membership topic (SPEC §6.1) disagrees with the transitions.
+    members_topic_diff: int = 0
     restores: list[float] = field(default_factory=list)
     full_restores: list[tuple[float, int]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
     def anomalies(self) -> int:
-        return self.duplicates + self.gaps + self.mismatched_pairs + self.final_diff
+        return (
+            self.duplicates
+            + self.gaps
+            + self.mismatched_pairs
+            + self.final_diff
+            + self.members_topic_diff
+        )
 
     def summary(self) -> str:
         restores = sorted(self.restores)
@@ -278,6 +286,7 @@ class Report:
             f"partitions reopened mid-backfill {self.resumed_backfills}; "
             f"duplicates {self.duplicates}; gaps {self.gaps}; mismatched pairs "
             f"{self.mismatched_pairs}; final membership differences {self.final_diff}; "
+            f"members topic differences {self.members_topic_diff}; "
             f"partition restores {len(restores)} (median {median:.2f}s, max "
             f"{max(restores, default=0.0):.2f}s); full restore with empty store: {full}"
         )
@@ -614,15 +623,18 @@ class Round:
         await self.produce_paced(workload.parts[2], 2.0)
         await self.wait_committed()
         live = await self.cluster.memberships(at_least=len(workload.expected), until_quiet=5)
+        current = await self.cluster.read("members", until_quiet=3)
         for name in (*WORKERS, "w1"):
             if (self.tmp / f"{name}.log").exists():
                 for _p, seconds, backfills in _READY.findall(self.cluster.log(name)):
                     report.restores.append(float(seconds))
                     report.resumed_backfills += int(backfills) > 0
-        self.verify(live, workload.expected)
+        self.verify(live, workload.expected, current)
         report.rounds += 1
 
-    def verify(self, live: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
+    def verify(
+        self, live: list[dict[str, Any]], expected: list[dict[str, Any]], current: list[Any]
+    ) -> None:
         report = self.report
         report.transitions += len(live)
         report.expected += len(expected)
@@ -665,6 +677,18 @@ class Round:
             return {p for p, kind in last.items() if kind == "segment.entered"}
 
         report.final_diff += len(final(live) ^ final(expected))
+        # The current-membership topic, read from the beginning (read_committed), holds
+        # exactly the memberships the committed transitions imply.
+        latest: dict[bytes, bytes | None] = {r.key: r.value for r in current}
+        in_topic = {
+            (key.decode().partition("/")[2], key.decode().partition("/")[0])
+            for key, value in latest.items()
+            if value is not None
+        }
+        diff = in_topic ^ final(live)
+        report.members_topic_diff += len(diff)
+        if diff and len(report.problems) < 20:
+            report.problems.append(f"members topic differs for {sorted(diff)[:10]}")
         self.note(f"round verified: {report.summary()}")
 
 

@@ -85,3 +85,12 @@ def test_a_task_seeds_on_open_only_when_never_seeded(tmp_path: Path) -> None:
     producer.committed.clear()
     asyncio.run(task._seed_members_topic())
     assert producer.committed == []
+
+
+def test_a_rejected_members_record_names_its_profile(tmp_path: Path) -> None:
+    from segstream.app.collector import Rejected
+    from segstream.app.isolation import _rejected_profile
+
+    task = running_task(tmp_path, FakeProducer())
+    rejected = Rejected(task.topics.members, "members", b"vip/a/b,c", 10)
+    assert _rejected_profile(task, rejected) == "a/b,c"

@@ -164,6 +164,8 @@ class WorkerSettings:
     #: Compression of what the partitions' producers write (membership, dead letters,
     #: changelog): None, or one of OUTPUT_COMPRESSIONS. Reading accepts every codec anyway.
     output_compression: str | None = None
+    #: How long per-segment size history (hourly buckets) is kept (microseconds).
+    size_history_retention: int = 30 * 24 * 3600 * 1_000_000
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -210,7 +212,13 @@ class WorkerSettings:
             retention = parse_duration(retention_text)
         except ValueError as exc:
             raise SettingsError(f"{PREFIX}HISTORY_RETENTION: {exc}") from None
+        size_text = reader.text("SIZE_HISTORY_RETENTION", "30d")
+        try:
+            size_retention = parse_duration(size_text)
+        except ValueError as exc:
+            raise SettingsError(f"{PREFIX}SIZE_HISTORY_RETENTION: {exc}") from None
         return cls(
+            size_history_retention=size_retention,
             bootstrap=reader.text("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
             security=security,
             app_id=reader.text("APP_ID", prefix),

@@ -282,7 +282,9 @@ class PartitionTask:
 
     def _load(self, store: PartitionStore) -> PartitionState:
         """The in-memory state the committed store implies."""
-        state = PartitionState(self._load_registry(store))
+        state = PartitionState(
+            self._load_registry(store), size_retention=self.settings.size_history_retention
+        )
         for profile_id, due in store.scan_due():
             state.due.set(profile_id, due)
         for segment_id, _profile_id in store.scan_members():

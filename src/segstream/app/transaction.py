@@ -30,6 +30,7 @@ from segstream.engine.backfill import BackfillQueue
 from segstream.engine.membership import MembershipChange
 from segstream.engine.registry import SegmentRegistry
 from segstream.state.due_index import DueIndex
+from segstream.state.insight import size_records, timeline_records
 from segstream.state.layout import commit_journal, load_profile, profile_records
 from segstream.state.profile import ProfileState
 
@@ -79,6 +80,8 @@ class PartitionState:
     members: dict[str, int] = field(default_factory=dict)
     #: The processing clock (microseconds); never goes back.
     now: int = 0
+    #: How long size history is kept (SEGSTREAM_SIZE_HISTORY_RETENTION).
+    size_retention: int = 30 * 24 * 3600 * 1_000_000
     #: Loaded committed states with the stored head they were loaded from.
     cache: OrderedDict[str, tuple[bytes, ProfileState]] = field(default_factory=OrderedDict)
 
@@ -135,6 +138,7 @@ class PartitionTransaction:
         self._encoded: dict[str, bytes] = {}  # the head each changed profile has after it
         self._meta: dict[bytes, bytes | None] = {}
         self._changes: list[MembershipChange] = []
+        self._insight: list[tuple[bytes, bytes | None]] = []
 
     # -- the engine's view of the profiles (engine.types.ProfileStore) ---------------------
     def get(self, profile_id: str) -> ProfileState | None:
@@ -213,12 +217,31 @@ class PartitionTransaction:
             )
             records.extend(written)
         records.extend(self._meta.items())
+        self._insight = self._insight_records()
+        records.extend(self._insight)
+        return records
+
+    def _insight_records(self) -> list[tuple[bytes, bytes | None]]:
+        """Timeline entries and size buckets of the batch's transitions (state/insight.py)."""
+        if not self._changes:
+            return []
+        by_profile: dict[str, list[MembershipChange]] = {}
+        for change in self._changes:
+            by_profile.setdefault(change.profile_id, []).append(change)
+        records: list[tuple[bytes, bytes | None]] = []
+        for profile_id, changes in by_profile.items():
+            total = sum(self.loaded[profile_id].seqs.values())
+            records.extend(timeline_records(profile_id, list(changes), total))
+        store, state = self._store, self._state
+        records.extend(
+            size_records(self._changes, state.members, store.get, store.scan, state.size_retention)
+        )
         return records
 
     def flush(self, changelog_offset: int | None) -> None:
         """After the Kafka commit: write the store and publish the in-memory changes."""
         self._move(TransactionState.COMMITTED)
-        self._store.write(self._writes, self._meta, changelog_offset)
+        self._store.write(self._writes, {**self._meta, **dict(self._insight)}, changelog_offset)
         cache = self._state.cache
         for profile_id, state in self.loaded.items():
             head = self._encoded.get(profile_id, self._raw.get(profile_id))

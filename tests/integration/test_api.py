@@ -435,4 +435,4 @@ def test_schemathesis_against_the_openapi_document(api: Api) -> None:
 
         check()
         tested += 1
-    assert tested == 16
+    assert tested == 21

@@ -14,6 +14,7 @@ from segstream.api.destinations import DestinationHandlers
 from segstream.api.errors import ApiError
 from segstream.api.export import ExportHandlers
 from segstream.api.http import Handler, cors_headers, endpoint
+from segstream.api.insight import InsightHandlers
 from segstream.api.internal import InternalHandlers
 from segstream.api.local import WorkerView
 from segstream.api.openapi import spec_path
@@ -39,6 +40,7 @@ class HttpApi:
         internal = InternalHandlers(self.ctx)
         destinations = self._destinations = DestinationHandlers(self.ctx)
         export = ExportHandlers(self.ctx)
+        insight = InsightHandlers(self.ctx)
         # (method, aiohttp path, OpenAPI path, handler, access). With a token configured,
         # every route needs one: profiles and members are personal data, and a preview costs
         # a pass over every profile.
@@ -57,6 +59,7 @@ class HttpApi:
                 _READ,
             ),
             *_export_routes(export),
+            *_insight_routes(insight),
             (
                 "GET",
                 "/api/profiles/{profile_id:(?s:.+)}",
@@ -97,6 +100,7 @@ class HttpApi:
                 _PEER,
             ),
             ("POST", "/internal/preview", "", internal.preview, _PEER),
+            ("POST", "/internal/insight", "", insight.internal, _PEER),
         ]
 
     def set_url(self, url: str) -> None:
@@ -158,6 +162,25 @@ def _export_routes(export: ExportHandlers) -> list[tuple[str, str, str, Handler,
         ("GET", csv_path, csv_path, export.csv, _READ),
         ("GET", jsonl_path, jsonl_path, export.jsonl, _READ),
         ("GET", page_path, "", export.page, _PEER),
+    ]
+
+
+def _insight_routes(insight: InsightHandlers) -> list[tuple[str, str, str, Handler, Access]]:
+    """Insight routes (personal data: the read token). Before `/api/profiles/{id}`, whose
+    pattern would take `.../explain` as part of an id."""
+    explain = "/api/profiles/{profile_id:(?s:.+)}/explain"
+    return [
+        ("GET", explain, "/api/profiles/{id}/explain", insight.explain, _READ),
+        ("POST", explain, "/api/profiles/{id}/explain", insight.explain_draft, _READ),
+        (
+            "GET",
+            "/api/profiles/{profile_id:(?s:.+)}/timeline",
+            "/api/profiles/{id}/timeline",
+            insight.timeline,
+            _READ,
+        ),
+        ("GET", "/api/segments/{id}/history", "/api/segments/{id}/history", insight.history, _READ),
+        ("POST", "/api/segments/overlap", "/api/segments/overlap", insight.overlap, _READ),
     ]
 
 

@@ -90,3 +90,16 @@ export const api = {
     return request("GET", `${segment(id)}/members?${query}`);
   },
 };
+
+const profile = (id) => `api/profiles/${encodeURIComponent(id)}`;
+
+// Insight (docs/api.md): why and until when, the timeline, size history and overlap.
+export const insightApi = {
+  profile: (id, activity = 20) => request("GET", `${profile(id)}?activity=${activity}`),
+  explainAll: (id) => request("GET", `${profile(id)}/explain`),
+  explain: (id, segmentId) =>
+    request("GET", `${profile(id)}/explain?segment=${encodeURIComponent(segmentId)}`),
+  timeline: (id) => request("GET", `${profile(id)}/timeline`),
+  history: (id, resolution) => request("GET", `${segment(id)}/history?resolution=${resolution}`),
+  overlap: (segments) => request("POST", "api/segments/overlap", { segments }),
+};

@@ -4,6 +4,7 @@ import { api, getToken, setToken } from "./api.js";
 import { ConditionBuilder } from "./builder.js";
 import { initDestinations } from "./destinations.js";
 import { initExport } from "./export.js";
+import { initInsight, memberItem, showSegmentInsight } from "./insight.js";
 
 const POLL_MS = 1500;
 const PAGE_SIZE = 50;
@@ -159,6 +160,7 @@ function selectSegment(id) {
   }
   renderList();
   renderMembers();
+  showSegmentInsight(id);
   refreshMembers().catch(() => {});
 }
 
@@ -215,12 +217,7 @@ function renderMembers() {
     list.dataset.key = key;
     list.start = (state.cursors.length - 1) * PAGE_SIZE + 1;
     list.replaceChildren(
-      ...members.map((member) => {
-        const item = document.createElement("li");
-        item.textContent = member.profile_id;
-        item.title = `partition ${member.partition}`;
-        return item;
-      }),
+      ...members.map(memberItem),
     );
   }
   const first = state.cursors.length === 1;
@@ -520,6 +517,13 @@ function start() {
   });
   initDestinations(() => state.segments);
   initExport(() => state.selected);
+  initInsight(
+    () => state.segments,
+    () => {
+      $("members-list").dataset.key = "";
+      renderMembers();
+    },
+  );
   $("members-prev").addEventListener("click", () => turnPage(-1));
   $("members-next").addEventListener("click", () => turnPage(1));
   $("seg-name").addEventListener("input", () => {

@@ -121,7 +121,8 @@ def _explain_not(node: Mapping[str, Any], path: str, ctx: EvaluationContext) -> 
 
 def _explain_trait(node: Mapping[str, Any], path: str, ctx: EvaluationContext) -> Explained:
     leaf, truth = _leaf_truth(node, ctx)
-    assert isinstance(leaf, TraitLeaf)
+    if not isinstance(leaf, TraitLeaf):  # a trait construct the compiler builds otherwise
+        return _explain_other(node, path, ctx)
     found: Explained = {
         "path": path,
         "kind": "trait",
@@ -138,7 +139,8 @@ def _explain_trait(node: Mapping[str, Any], path: str, ctx: EvaluationContext) -
 
 def _explain_event(node: Mapping[str, Any], path: str, ctx: EvaluationContext) -> Explained:
     leaf, truth = _leaf_truth(node, ctx)
-    assert isinstance(leaf, EventLeaf)
+    if not isinstance(leaf, EventLeaf):  # an event construct the compiler builds otherwise
+        return _explain_other(node, path, ctx)
     selected = [e for e in ctx.profile.history(leaf.event_type) if leaf.counts(e, ctx)]
     measure = leaf.measure
     found: Explained = {

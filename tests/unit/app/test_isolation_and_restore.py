@@ -200,8 +200,10 @@ def test_a_store_restores_from_its_changelog_then_catches_up(tmp_path: Path) -> 
     # Every head, history entry, dedupe slot and timer, and the derived indexes, are the same.
     assert _stored(restored) == _stored(task.store)
     assert any(key.startswith(b"e") for key in _stored(restored))
-    # Derived indexes and metadata live in column families of their own.
-    assert {key[:1] for key in _stored(restored)} <= {b"p", b"e", b"d", b"t"}
+    # Derived indexes and metadata live in column families of their own; the default family
+    # holds the profile layout and the insight entries (timeline h, size history g).
+    assert {key[:1] for key in _stored(restored)} <= {b"p", b"e", b"d", b"t", b"h", b"g"}
+    assert any(key.startswith(b"h") for key in _stored(restored))
     assert list(restored.meta_items("")) == list(task.store.meta_items(""))
     assert list(restored.scan_members()) == list(task.store.scan_members())
     assert ("pro", "p1") in list(restored.scan_members())

@@ -115,7 +115,9 @@ def test_members_chart_overlap_and_the_profile_view(
     expect(dialog.locator("#profile-memberships")).to_contain_text(
         "In no segment, and time alone brings it into none."
     )
+    shot("03-profile-search")
     dialog.get_by_label("Profile id").fill("nobody")
     dialog.get_by_label("Profile id").press("Enter")
     expect(dialog.locator("#profile-status")).to_have_text("There is no profile “nobody”.")
-    shot("03-profile-search")
+    expect(dialog.locator("#profile-memberships")).to_be_hidden()
+    shot("04-profile-not-found")

@@ -170,6 +170,8 @@ export async function openProfile(profileId, opener) {
   for (const id of ["profile-traits", "profile-activity", "profile-memberships", "profile-timeline"]) {
     $(id).replaceChildren();
   }
+  const columns = dialog.querySelector(".profile-columns");
+  columns.hidden = true;
   if (!dialog.open) dialog.showModal();
   try {
     const [profile, why, timeline] = await Promise.all([
@@ -178,6 +180,7 @@ export async function openProfile(profileId, opener) {
       insightApi.timeline(profileId),
     ]);
     renderProfile(profile, why, timeline);
+    columns.hidden = false;
     $("profile-status").textContent = `Profile ${profileId} (partition ${profile.partition}).`;
   } catch (error) {
     $("profile-status").textContent =

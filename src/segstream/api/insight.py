@@ -60,7 +60,7 @@ class InsightHandlers:
         worker = self.ctx.worker
         if kind == "explain":
             try:
-                return explain_partition(
+                return await explain_partition(
                     worker,
                     partition,
                     args["profile_id"],

@@ -45,7 +45,7 @@ def _load(store: PartitionStore, profile_id: str) -> tuple[ProfileState, int | N
     return state, head_of(raw)[2]
 
 
-def explain_partition(
+async def explain_partition(
     worker: WorkerView,
     partition: int,
     profile_id: str,

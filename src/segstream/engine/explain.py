@@ -35,19 +35,23 @@ from segstream.rules.compile import (
 from segstream.rules.operators import elements, terminals
 from segstream.state.due_index import DueIndex
 from segstream.state.profile import ProfileState
-from segstream.timefmt import format_instant
+from segstream.timefmt import DAY, format_instant
 
 __all__ = [
     "MAX_TIMER_INSTANTS",
     "MAX_VALUES_SHOWN",
+    "SEARCH_HORIZON",
     "TimeAlone",
     "explain_condition",
     "json_number",
     "next_change_by_time",
 ]
 
-#: The "until when" search fires at most this many due instants after `now`.
+#: The "until when" search fires at most this many due instants after `now` ...
 MAX_TIMER_INSTANTS = 1000
+#: ... and none later than this after `now` (100 years: longer than any duration a definition
+#: can hold, 36,500 days; birthdays alone would otherwise run for 1,000 years).
+SEARCH_HORIZON = 36_525 * DAY
 #: A trait path or aggregate reaching more values shows this many (and the total).
 MAX_VALUES_SHOWN = 20
 
@@ -256,7 +260,8 @@ class TimeAlone:
     truth_now: bool
     #: The last due instant examined; None when no timer was left at all.
     searched_until: int | None
-    #: True when the search stopped at MAX_TIMER_INSTANTS with timers still pending.
+    #: True when the search stopped at its bound (MAX_TIMER_INSTANTS due instants, or
+    #: SEARCH_HORIZON) with timers still pending.
     bounded: bool
 
     def as_json(self) -> dict[str, Any]:
@@ -309,6 +314,7 @@ def next_change_by_time(
     retention: int,
     *,
     limit: int = MAX_TIMER_INSTANTS,
+    horizon: int = SEARCH_HORIZON,
 ) -> TimeAlone:
     """Fire timers over a copy of `state` with no further record and report the first
     instant after `now` at which segment `sid` (defined in `definitions`) flips.
@@ -333,6 +339,8 @@ def next_change_by_time(
         due = copy.next_due
         if due is None:
             return TimeAlone(None, None, truth_now, searched, False)
+        if due > now + horizon:
+            return TimeAlone(None, None, truth_now, searched, True)
         searched = due
         for change in engine.fire_due(due):
             if change.segment_id == sid:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from segstream.engine.explain import (
-    MAX_TIMER_INSTANTS,
+    SEARCH_HORIZON,
     explain_condition,
     json_number,
     next_change_by_time,
@@ -144,13 +144,15 @@ def test_until_when_follows_references_and_is_bounded_for_birthdays() -> None:
     assert (format_instant(leaves.at or 0), leaves.entered) == ("2026-01-09T00:00:00Z", False)
     enters = next_change_by_time(definitions_now, "lapsed", state, now, session.retention)
     assert (enters.at, enters.entered, enters.truth_now) == (leaves.at, True, False)
-    # Adult stays adult: the search fires birthdays until its bound and says so.
+    # Adult stays adult: the search fires birthdays until its bound (100 years) and says so;
+    # with a lower count bound, it stops there.
     adult = next_change_by_time(definitions_now, "adult", state, now, session.retention)
     assert (adult.at, adult.bounded) == (None, True)
-    assert (
-        adult.searched_until is not None
-        and adult.searched_until > now + (MAX_TIMER_INSTANTS - 10) * 365 * DAY
-    )
+    assert adult.searched_until is not None
+    assert now + SEARCH_HORIZON - 366 * DAY < adult.searched_until <= now + SEARCH_HORIZON
+    few = next_change_by_time(definitions_now, "adult", state, now, session.retention, limit=3)
+    assert (few.at, few.bounded) == (None, True)
+    assert few.searched_until == parse_datetime("2028-06-01T00:00:00Z")
     # The live state was not touched.
     assert "recent" in state.members and state.timers == session.store.get("p1").timers
     assert parse_datetime("2026-01-09T00:00:00Z") == leaves.at

@@ -44,6 +44,7 @@ MINUTE_RETENTION = DAY
 #: Resolution name -> (key byte, bucket length).
 RESOLUTIONS = {"hour": (b"h", HOUR), "minute": (b"m", MINUTE)}
 
+_RESOLUTION_CODES = tuple(RESOLUTIONS.values())
 _TIMELINE = b"h"
 _SIZE = b"g"
 _OFFSET = 1 << 63
@@ -98,25 +99,14 @@ def timeline_records(
     for i, change in enumerate(changes):
         if change.cause.get("kind") == "profile_deleted":
             start = i + 1
-    written: dict[bytes, bytes | None] = {}
     if start:
-        written = {prefix + bytes([slot]): None for slot in range(TIMELINE_KEPT)}
+        yield from ((prefix + bytes([slot]), None) for slot in range(TIMELINE_KEPT))
     first = total_after - len(changes)
     for i in range(start, len(changes)):
-        change = changes[i]
+        c = changes[i]
         number = first + i
-        written[prefix + bytes([number % TIMELINE_KEPT])] = dumps(
-            [
-                number,
-                change.entered,
-                change.segment_id,
-                change.segment_version,
-                change.seq,
-                change.at,
-                change.cause,
-            ]
-        )
-    yield from written.items()
+        entry = [number, c.entered, c.segment_id, c.segment_version, c.seq, c.at, c.cause]
+        yield prefix + bytes([number % TIMELINE_KEPT]), dumps(entry)
 
 
 def read_timeline(profile_id: str, scan: Scan) -> list[dict[str, Any]]:
@@ -169,22 +159,30 @@ def size_records(
     counts = dict(members_before)
     buckets: dict[bytes, SizeBucket] = {}
     opened: set[bytes] = set()
+    # (segment, resolution, bucket start) -> bucket: keys are built once per bucket, not per
+    # transition (a backfill batch brings thousands into one bucket).
+    current: dict[tuple[str, bytes, int], SizeBucket] = {}
+    prefixes: dict[tuple[str, bytes], bytes] = {}
     for change in changes:
         sid = change.segment_id
-        counts[sid] = counts.get(sid, 0) + (1 if change.entered else -1)
-        for code, length in RESOLUTIONS.values():
-            start = change.at - change.at % length
-            key = _size_prefix(sid, code) + _u64(start)
-            bucket = buckets.get(key)
+        count = counts[sid] = counts.get(sid, 0) + (1 if change.entered else -1)
+        at = change.at
+        for code, length in _RESOLUTION_CODES:
+            start = at - at % length
+            bucket = current.get((sid, code, start))
             if bucket is None:
-                bucket = buckets[key] = _stored_bucket(key, start, get)
+                prefix = prefixes.get((sid, code))
+                if prefix is None:
+                    prefix = prefixes[sid, code] = _size_prefix(sid, code)
+                key = prefix + _u64(start)
+                bucket = buckets[key] = current[sid, code, start] = _stored_bucket(key, start, get)
                 if bucket.entered + bucket.left == 0:
                     opened.add(key)
             if change.entered:
                 bucket.entered += 1
             else:
                 bucket.left += 1
-            bucket.members = counts[sid]
+            bucket.members = count
     records: Records = []
     for key, bucket in buckets.items():
         if key in opened:

@@ -131,6 +131,12 @@ def _explain_one(
         else:
             agreement = "pending"
     change_at = _iso(alone.at)
+    leaves_at = change_at if alone.entered is False else None
+    enters_at = change_at if alone.entered is True else None
+    if agreement == "timer_due":
+        # The change is decided at the due instant (its `at`), only not emitted yet.
+        leaves_at = _iso(due_since) if member else leaves_at
+        enters_at = _iso(due_since) if not member else enters_at
     return {
         "segment_id": sid,
         "segment_name": definition.get("name"),
@@ -141,8 +147,8 @@ def _explain_one(
         "entered_at": _iso(entered),
         "agreement": agreement,
         "due_since": _iso(due_since),
-        "leaves_at": change_at if alone.entered is False else None,
-        "enters_at": change_at if alone.entered is True else None,
+        "leaves_at": leaves_at,
+        "enters_at": enters_at,
         "time_dependent": transitively_time_dependent(facts[sid], facts),
         "time": alone.as_json(),
         "condition": tree,

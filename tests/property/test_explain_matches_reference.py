@@ -131,3 +131,10 @@ def test_explain_matches_reference(scenario: Scenario) -> None:
 @given(timed_scenarios())
 def test_explain_and_time_alone_on_timed_streams(scenario: Scenario) -> None:
     check_explain(scenario)
+
+
+@examples(20)
+@given(scenarios(history_retention=3 * DAY))
+def test_explain_and_time_alone_with_a_short_retention(scenario: Scenario) -> None:
+    # Events drop out of the kept history within the horizon: "until when" counts that too.
+    check_explain(scenario)

@@ -8,7 +8,15 @@ from typing import Any, Final
 
 __all__ = ["ConditionFacts", "analyze_condition", "transitively_time_dependent"]
 
-_TIME_OPERATORS: Final = frozenset(("within_last", "more_than_ago"))
+_TIME_OPERATORS: Final = frozenset(
+    (
+        "within_last",
+        "more_than_ago",
+        "within_next",
+        "anniversary_within_next",
+        "anniversary_within_last",
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -43,12 +51,27 @@ def analyze_condition(condition: Mapping[str, Any]) -> ConditionFacts:
                 time_dependent = True
         elif "event" in node:
             events.add(node["event"])
+            follow = node.get("not_followed_by")
+            # "Not followed within D" changes at a.at + D: always time dependent (§4.4).
+            if isinstance(node.get("within"), str) or follow is not None:
+                time_dependent = True
+            wheres = [node.get("where") or ()]
+            if follow is not None:
+                events.add(follow["event"])
+                wheres.append(follow.get("where") or ())
+            if any(item.get("op") in _TIME_OPERATORS for where in wheres for item in where):
+                time_dependent = True
+        elif "sequence" in node:
             if isinstance(node.get("within"), str):
                 time_dependent = True
-            if any(item.get("op") in _TIME_OPERATORS for item in node.get("where", ())):
-                time_dependent = True
+            for step in node["sequence"]:
+                events.add(step["event"])
+                if any(item.get("op") in _TIME_OPERATORS for item in step.get("where") or ()):
+                    time_dependent = True
         elif "segment" in node:
             segments.add(node["segment"])
+            if "for_at_least" in node:
+                time_dependent = True
     return ConditionFacts(
         traits=tuple(sorted(traits)),
         events=tuple(sorted(events)),

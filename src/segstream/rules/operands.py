@@ -6,9 +6,10 @@ import math
 from collections.abc import Callable
 from typing import Any, Final
 
+from segstream.rules.patterns import pattern_problem
 from segstream.timefmt import DAY, parse_duration, parse_instant
 
-__all__ = ["OPERAND_CHECKS", "is_number", "operand_problems", "show"]
+__all__ = ["MAX_ANNIVERSARY_DAYS", "OPERAND_CHECKS", "is_number", "operand_problems", "show"]
 
 # A problem found in an operand: (path suffix under the operand, message).
 OperandProblem = tuple[str, str]
@@ -116,6 +117,41 @@ def _duration(op: str, value: Any) -> list[OperandProblem]:
     return []
 
 
+#: Longest anniversary operand (SPEC §4.4), in days.
+MAX_ANNIVERSARY_DAYS: Final = 366
+
+
+def _anniversary_span(op: str, value: Any) -> list[OperandProblem]:
+    problems = _duration(op, value)
+    if problems:
+        return problems
+    size = parse_duration(value)
+    if value[-1] not in "dw" or size % DAY:
+        return [
+            (
+                "",
+                f"'{op}' counts whole days: write the period in days or weeks, such as '7d' "
+                f"or '2w', not {show(value)}",
+            )
+        ]
+    if size > MAX_ANNIVERSARY_DAYS * DAY:
+        return [
+            (
+                "",
+                f"'{op}' looks at most {MAX_ANNIVERSARY_DAYS} days ahead or back; "
+                f"{value} is {size // DAY} days",
+            )
+        ]
+    return []
+
+
+def _pattern(op: str, value: Any) -> list[OperandProblem]:
+    if type(value) is not str:
+        return [("", f"'{op}' needs a pattern (a text in RE2 syntax), not {show(value)}")]
+    problem = pattern_problem(value)
+    return [("", problem)] if problem is not None else []
+
+
 def _point(op: str, value: Any) -> list[OperandProblem]:
     if type(value) is not dict:
         return [("", f'\'{op}\' needs {{"lat": …, "lon": …, "km": …}}, not {show(value)}')]
@@ -155,6 +191,10 @@ OPERAND_CHECKS: Final[dict[str, Callable[[str, Any], list[OperandProblem]] | Non
     "within_last": _duration,
     "more_than_ago": _duration,
     "near": _point,
+    "within_next": _duration,
+    "anniversary_within_next": _anniversary_span,
+    "anniversary_within_last": _anniversary_span,
+    "matches": _pattern,
 }
 
 

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
+from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from segstream.timefmt import parse_duration, parse_instant
+from segstream.rules.patterns import compile_pattern
+from segstream.timefmt import DAY, date_start, parse_duration, parse_instant, utc_date
 
 __all__ = [
+    "ANNIVERSARY_OPERATORS",
     "TIME_OPERATORS",
     "Predicate",
+    "anniversary",
+    "anniversary_boundaries",
     "compile_predicate",
     "elements",
     "instant_of",
@@ -29,7 +34,10 @@ __all__ = [
 #: A compiled operator: (terminals of the path, now) -> truth.
 Predicate = Callable[[list[Any], int], bool]
 
-TIME_OPERATORS = frozenset({"within_last", "more_than_ago"})
+ANNIVERSARY_OPERATORS = frozenset({"anniversary_within_next", "anniversary_within_last"})
+#: Operators whose truth moves with the clock: each takes a duration operand.
+TIME_OPERATORS = frozenset({"within_last", "more_than_ago", "within_next"}) | ANNIVERSARY_OPERATORS
+_LAST_YEAR = 9999
 EARTH_RADIUS_KM = 6371.0
 
 
@@ -179,6 +187,57 @@ def _instant_test(test: Callable[[int, int], bool]) -> Predicate:
     return holds
 
 
+def anniversary(born: date, year: int) -> date | None:
+    """The anniversary of the date `born` in `year` (SPEC §4.4): only in years after `born`'s,
+    up to 9999; 29 February falls on 1 March in common years (as for `age`)."""
+    if year <= born.year or year > _LAST_YEAR:
+        return None
+    try:
+        return date(year, born.month, born.day)
+    except ValueError:
+        return date(year, 3, 1)
+
+
+def _anniversary_test(op: str, days: int) -> Callable[[int, int], bool]:
+    """`anniversary_within_next` (today <= a < today + D) or `_last` (today - D < a <= today)."""
+    upcoming = op == "anniversary_within_next"
+
+    def test(at: int, now: int) -> bool:
+        born = utc_date(at)
+        today = utc_date(now)
+        first = today.toordinal()
+        years = (today.year, today.year + 1) if upcoming else (today.year - 1, today.year)
+        for year in years:
+            a = anniversary(born, year)
+            if a is None:
+                continue
+            n = a.toordinal()
+            if (first <= n < first + days) if upcoming else (first - days < n <= first):
+                return True
+        return False
+
+    return test
+
+
+def anniversary_boundaries(
+    op: str, span: int, at: int, first_year: int, last_year: int
+) -> Iterator[int]:
+    """The 00:00:00Z instants where an anniversary operator over the value instant `at` can
+    change, for the anniversaries in years `first_year`..`last_year`."""
+    days = span // DAY
+    born = utc_date(at)
+    for year in range(max(first_year, born.year + 1), min(last_year, _LAST_YEAR) + 1):
+        a = anniversary(born, year)
+        assert a is not None
+        start = date_start(a)
+        if op == "anniversary_within_next":  # true on the D days up to and including `a`
+            yield start - (days - 1) * DAY
+            yield start + DAY
+        else:  # true on `a` and the D - 1 days after it
+            yield start
+            yield start + days * DAY
+
+
 def _near(operand: dict[str, Any]) -> Predicate:
     lat0 = math.radians(operand["lat"])
     lon0 = operand["lon"]
@@ -248,6 +307,14 @@ def compile_predicate(op: str, value: Any = None, ignore_case: bool = False) -> 
     if op == "more_than_ago":
         span = parse_duration(value)
         return _instant_test(lambda at, now: at <= now - span)
+    if op == "within_next":
+        span = parse_duration(value)
+        return _instant_test(lambda at, now: now < at <= now + span)
+    if op in ANNIVERSARY_OPERATORS:
+        return _instant_test(_anniversary_test(op, parse_duration(value) // DAY))
+    if op == "matches":
+        found = compile_pattern(value, ignore_case)
+        return _string(found)
     if op == "near":
         return _near(value)
     raise ValueError(f"unknown operator {op!r}")

@@ -32,19 +32,35 @@ MAX_DEPTH: Final = 10
 MAX_CHILDREN: Final = 100
 MAX_NAME: Final = 200
 
-_KINDS: Final = ("and", "or", "not", "trait", "event", "segment")
+_KINDS: Final = ("and", "or", "not", "trait", "event", "sequence", "segment")
+MIN_STEPS: Final = 2
+MAX_STEPS: Final = 10
 _DEFINITION_KEYS: Final = ("id", "name", "description", "condition")
 _LEAF_KEYS: Final = {
     "trait": ("trait", "op", "value", "ignore_case"),
     "property": ("property", "op", "value", "ignore_case"),
 }
-_EVENT_KEYS: Final = ("event", "where", "within", "count", *AGGREGATES, "op", "value")
+_EVENT_KEYS: Final = (
+    "event",
+    "where",
+    "within",
+    "count",
+    *AGGREGATES,
+    "op",
+    "value",
+    "not_followed_by",
+)
 _MEASURE_KEYS: Final = ("count", *AGGREGATES)
+_FOLLOW_KEYS: Final = ("event", "where", "within")
+_STEP_KEYS: Final = ("event", "where")
+_SEQUENCE_KEYS: Final = ("sequence", "within")
+_SEGMENT_KEYS: Final = ("segment", "for_at_least")
 _OPERATOR_LIST: Final = ", ".join(OPERATORS)
 _MEASURE_OPERATOR_LIST: Final = ", ".join(MEASURE_OPERATORS)
 _ACTIVITY_LIST: Final = ", ".join(ACTIVITY_TYPES) + " or custom.<name>"
 _CONDITION_FORMS: Final = (
-    "a condition is an object with one of 'trait', 'event', 'segment', 'and', 'or' or 'not'"
+    "a condition is an object with one of 'trait', 'event', 'sequence', 'segment', 'and', 'or' "
+    "or 'not'"
 )
 
 
@@ -112,6 +128,8 @@ class _ConditionChecker:
             self.leaf(node, "trait", path)
         elif kind == "event":
             self.event(node, path)
+        elif kind == "sequence":
+            self.sequence(node, path)
         else:
             self.segment(node, path)
 
@@ -170,8 +188,28 @@ class _ConditionChecker:
 
     def event(self, node: Mapping[str, Any], path: str) -> None:
         self.problems.extend(_unknown_keys(node, _EVENT_KEYS, path, "an event condition"))
-        kind = node["event"]
-        if kind in PROFILE_TYPES:
+        self.event_type(node, path)
+        if "where" in node:
+            self.where(node["where"], _at(path, "where"))
+        if "within" in node:
+            self.within(node["within"], _at(path, "within"))
+        if "not_followed_by" in node:
+            for key in (*_MEASURE_KEYS, "op", "value"):
+                if key in node:
+                    self.add(
+                        _at(path, key),
+                        f"an event with 'not_followed_by' takes no measure ('{key}'): it holds "
+                        "when such an event was not followed in time, whatever the count",
+                    )
+            self.not_followed_by(node["not_followed_by"], _at(path, "not_followed_by"))
+            return
+        self.measure(node, path)
+
+    def event_type(self, node: Mapping[str, Any], path: str) -> None:
+        kind = node.get("event")
+        if "event" not in node:
+            self.add(_at(path, "event"), f"missing 'event'; use one of: {_ACTIVITY_LIST}")
+        elif kind in PROFILE_TYPES:
             self.add(
                 _at(path, "event"),
                 f"'{kind}' is a profile change, not an activity; use one of: {_ACTIVITY_LIST}",
@@ -181,11 +219,81 @@ class _ConditionChecker:
                 _at(path, "event"),
                 f"{show(kind)} is not an activity type; use one of: {_ACTIVITY_LIST}",
             )
-        if "where" in node:
-            self.where(node["where"], _at(path, "where"))
+
+    def not_followed_by(self, follow: object, here: str) -> None:
+        """`{"event": TYPE_B, "where": [...], "within": D}`: D required, a duration."""
+        if type(follow) is not dict:
+            self.add(
+                here,
+                "'not_followed_by' needs the event that must not follow and how soon, e.g. "
+                '{"event": "order.purchased", "within": "1h"}, not ' + show(follow),
+            )
+            return
+        self.problems.extend(_unknown_keys(follow, _FOLLOW_KEYS, here, "'not_followed_by'"))
+        self.event_type(follow, here)
+        if "where" in follow:
+            self.where(follow["where"], _at(here, "where"))
+        window = follow.get("within")
+        if "within" not in follow:
+            self.add(
+                _at(here, "within"),
+                "missing 'within': how soon the event must follow, such as '1h' or '7d'",
+            )
+        elif type(window) is not str:
+            self.add(
+                _at(here, "within"),
+                "'within' of 'not_followed_by' is a duration such as '1h' or '7d' (how long "
+                f"after the first event), not {show(window)}",
+            )
+        else:
+            self.within(window, _at(here, "within"))
+
+    def sequence(self, node: Mapping[str, Any], path: str) -> None:
+        self.problems.extend(_unknown_keys(node, _SEQUENCE_KEYS, path, "a sequence"))
+        steps = node["sequence"]
+        here = _at(path, "sequence")
         if "within" in node:
             self.within(node["within"], _at(path, "within"))
-        self.measure(node, path)
+        if type(steps) is not list:
+            self.add(
+                here,
+                "'sequence' needs a list of steps in order, such as "
+                '[{"event": "product.viewed"}, {"event": "cart.added"}], not ' + show(steps),
+            )
+            return
+        if not MIN_STEPS <= len(steps) <= MAX_STEPS:
+            self.add(
+                here,
+                f"a sequence has {MIN_STEPS} to {MAX_STEPS} steps; this one has {len(steps)}",
+            )
+        for i, step in enumerate(steps):
+            step_path = f"{here}[{i}]"
+            if type(step) is not dict:
+                self.add(
+                    step_path,
+                    'each step is an event such as {"event": "cart.added"}, not ' + show(step),
+                )
+                continue
+            for key in step:
+                if key == "within":
+                    self.add(
+                        _at(step_path, key),
+                        "a step has no window of its own: the sequence's 'within' applies to "
+                        "every step",
+                    )
+                elif key in (*_MEASURE_KEYS, "op", "value"):
+                    self.add(
+                        _at(step_path, key),
+                        f"a step takes no measure ('{key}'): each step is one event",
+                    )
+                elif key not in _STEP_KEYS:
+                    self.add(
+                        _at(step_path, key),
+                        f"'{key}' is not part of a sequence step; it takes: event, where",
+                    )
+            self.event_type(step, step_path)
+            if "where" in step:
+                self.where(step["where"], _at(step_path, "where"))
 
     def where(self, items: object, here: str) -> None:
         if type(items) is not list:
@@ -320,7 +428,21 @@ class _ConditionChecker:
         return good
 
     def segment(self, node: Mapping[str, Any], path: str) -> None:
-        self.problems.extend(_unknown_keys(node, ("segment",), path, "a segment condition"))
+        self.problems.extend(_unknown_keys(node, _SEGMENT_KEYS, path, "a segment condition"))
+        if "for_at_least" in node:
+            span = node["for_at_least"]
+            at = _at(path, "for_at_least")
+            try:
+                size = parse_duration(span)
+            except ValueError:
+                self.add(
+                    at,
+                    "'for_at_least' needs a duration such as '30d' (a whole number and s, m, "
+                    f"h, d or w); {show(span)} is not one",
+                )
+            else:
+                if size > MAX_DURATION:
+                    self.add(at, f"{span} is longer than {MAX_DURATION_DAYS:,} days")
         target = node["segment"]
         here = _at(path, "segment")
         if type(target) is not str or SEGMENT_ID.fullmatch(target) is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
+    AfterValidator,
     Discriminator,
     Field,
     StrictBool,
@@ -21,6 +22,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
+from segstream.rules.patterns import MAX_PATTERN_LENGTH, pattern_problem
 from segstream.schemas.types import (
     ActivityType,
     DurationText,
@@ -45,6 +47,8 @@ __all__ = [
     "SegmentDefinition",
     "SegmentRecord",
     "SegmentVersion",
+    "SequenceCondition",
+    "SequenceStep",
     "TimeWindow",
     "TraitCondition",
 ]
@@ -57,6 +61,34 @@ Scalar = StrictStr | StrictBool | Number
 NumberPair = Annotated[list[Number], Field(min_length=2, max_length=2)]
 Count = Annotated[StrictInt, Field(ge=0)]
 CountPair = Annotated[list[Count], Field(min_length=2, max_length=2)]
+
+
+def _valid_pattern(text: str) -> str:
+    problem = pattern_problem(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+def _anniversary_span(text: str) -> str:
+    if text[-1] not in "dw" or int(text[:-1]) * (7 if text[-1] == "w" else 1) > 366:
+        raise ValueError("an anniversary period is 1 to 366 days, written in days or weeks")
+    return text
+
+
+#: An RE2 pattern (SPEC §4.4): at most 1,000 code points, one that RE2 compiles.
+PatternText = Annotated[
+    StrictStr,
+    StringConstraints(max_length=MAX_PATTERN_LENGTH),
+    AfterValidator(_valid_pattern),
+    Field(description="An RE2 pattern (google-re2 1.1 syntax, default options)"),
+]
+#: 1 to 366 days, written in days or weeks.
+AnniversarySpan = Annotated[
+    DurationText,
+    AfterValidator(_anniversary_span),
+    Field(pattern=r"^[0-9]*[1-9][0-9]*[dw]$", description="1 to 366 days, in d or w"),
+]
 
 
 class NearPoint(StrictModel):
@@ -120,6 +152,21 @@ class _DurationOperand(_Leaf):
     value: DurationText
 
 
+class _UpcomingOperand(_Leaf):
+    op: Literal["within_next"]
+    value: DurationText
+
+
+class _AnniversaryOperand(_Leaf):
+    op: Literal["anniversary_within_next", "anniversary_within_last"]
+    value: AnniversarySpan
+
+
+class _PatternOperand(_Leaf):
+    op: Literal["matches"]
+    value: PatternText
+
+
 class _NearOperand(_Leaf):
     op: Literal["near"]
     value: NearPoint
@@ -177,6 +224,18 @@ class TraitPresence(_OnTrait, _PresenceOperand):
     """Trait `exists`/`not_exists` (no value)."""
 
 
+class TraitUpcoming(_OnTrait, _UpcomingOperand):
+    """Trait `within_next` a duration."""
+
+
+class TraitAnniversary(_OnTrait, _AnniversaryOperand):
+    """Trait `anniversary_within_next`/`_last` 1 to 366 days."""
+
+
+class TraitPattern(_OnTrait, _PatternOperand):
+    """Trait `matches` an RE2 pattern."""
+
+
 class PropertyEquality(_OnProperty, _EqualityOperand):
     """Property `eq`/`neq` a text, number or boolean."""
 
@@ -217,6 +276,18 @@ class PropertyPresence(_OnProperty, _PresenceOperand):
     """Property `exists`/`not_exists` (no value)."""
 
 
+class PropertyUpcoming(_OnProperty, _UpcomingOperand):
+    """Property `within_next` a duration."""
+
+
+class PropertyAnniversary(_OnProperty, _AnniversaryOperand):
+    """Property `anniversary_within_next`/`_last` 1 to 366 days."""
+
+
+class PropertyPattern(_OnProperty, _PatternOperand):
+    """Property `matches` an RE2 pattern."""
+
+
 TraitCondition = Annotated[
     TraitEquality
     | TraitMembership
@@ -227,7 +298,10 @@ TraitCondition = Annotated[
     | TraitInstant
     | TraitDuration
     | TraitNear
-    | TraitPresence,
+    | TraitPresence
+    | TraitUpcoming
+    | TraitAnniversary
+    | TraitPattern,
     Field(discriminator="op"),
 ]
 PropertyCondition = Annotated[
@@ -240,7 +314,10 @@ PropertyCondition = Annotated[
     | PropertyInstant
     | PropertyDuration
     | PropertyNear
-    | PropertyPresence,
+    | PropertyPresence
+    | PropertyUpcoming
+    | PropertyAnniversary
+    | PropertyPattern,
     Field(discriminator="op"),
 ]
 
@@ -279,6 +356,14 @@ def _check_measure_value(op: str, value: object) -> None:
         raise ValueError("between needs [lo, hi] with lo <= hi")
 
 
+class NotFollowedBy(StrictModel):
+    """`not_followed_by`: no event of this type (and `where`) within D after the first one."""
+
+    event: ActivityType
+    where: list[PropertyCondition] | SkipJsonSchema[None] = None
+    within: DurationText
+
+
 class EventCondition(StrictModel):
     """Activity events of one type, filtered by `where` and `within`, measured once."""
 
@@ -292,12 +377,17 @@ class EventCondition(StrictModel):
     max: PathText | SkipJsonSchema[None] = None
     op: MeasureOperator | SkipJsonSchema[None] = None
     value: Number | NumberPair | SkipJsonSchema[None] = None
+    not_followed_by: NotFollowedBy | SkipJsonSchema[None] = None
 
     @model_validator(mode="after")
     def _one_measure(self) -> Self:
         measures = [
             m for m in ("count", "sum", "avg", "min", "max") if getattr(self, m) is not None
         ]
+        if self.not_followed_by is not None and (
+            measures or self.op is not None or self.value is not None
+        ):
+            raise ValueError("an event with 'not_followed_by' takes no measure")
         if len(measures) > 1:
             raise ValueError("at most one measure per condition")
         aggregate = measures and measures[0] != "count"
@@ -311,10 +401,25 @@ class EventCondition(StrictModel):
         return self
 
 
+class SequenceStep(StrictModel):
+    """One step of a sequence: an event type and its `where` (no window, no measure)."""
+
+    event: ActivityType
+    where: list[PropertyCondition] | SkipJsonSchema[None] = None
+
+
+class SequenceCondition(StrictModel):
+    """2 to 10 steps, each matched by a later event than the one before (SPEC §4.4)."""
+
+    sequence: Annotated[list[SequenceStep], Field(min_length=2, max_length=10)]
+    within: DurationText | TimeWindow | SkipJsonSchema[None] = None
+
+
 class SegmentCondition(StrictModel):
-    """True while the profile is a member of the referenced segment."""
+    """True while the profile is a member of the referenced segment (for at least D)."""
 
     segment: SegmentIdText
+    for_at_least: DurationText | SkipJsonSchema[None] = None
 
 
 class AndCondition(StrictModel):
@@ -335,7 +440,7 @@ class NotCondition(StrictModel):
     not_: Annotated[Condition, Field(alias="not")]
 
 
-_KINDS = ("and", "or", "not", "trait", "event", "segment")
+_KINDS = ("and", "or", "not", "trait", "event", "sequence", "segment")
 
 
 def _condition_kind(value: Any) -> str | None:
@@ -353,6 +458,7 @@ Condition = Annotated[
     | Annotated[NotCondition, Tag("not")]
     | Annotated[TraitCondition, Tag("trait")]
     | Annotated[EventCondition, Tag("event")]
+    | Annotated[SequenceCondition, Tag("sequence")]
     | Annotated[SegmentCondition, Tag("segment")],
     Discriminator(_condition_kind),
 ]
@@ -363,6 +469,7 @@ _KIND_MODELS: dict[str, Any] = {
     "or": OrCondition,
     "not": NotCondition,
     "event": EventCondition,
+    "sequence": SequenceCondition,
     "segment": SegmentCondition,
 }
 

@@ -69,6 +69,11 @@ OPERATORS: Final = (
     "within_last",
     "more_than_ago",
     "near",
+    # v1.2 (SPEC §4.4)
+    "within_next",
+    "anniversary_within_next",
+    "anniversary_within_last",
+    "matches",
 )
 MEASURE_OPERATORS: Final = ("eq", "neq", "gt", "gte", "lt", "lte", "between")
 AGGREGATES: Final = ("sum", "avg", "min", "max")

@@ -33,7 +33,7 @@ from segstream.timefmt import (
 
 from .strategies import T0, Scenario, spellings
 
-THEMES = ("windows", "dates", "birthdays", "references", "crowd", "mixed")
+THEMES = ("windows", "dates", "birthdays", "references", "crowd", "mixed", "v12")
 
 US = 1  # one microsecond: the smallest step of the clock
 
@@ -240,6 +240,110 @@ def reference_conditions(draw: st.DrawFn, segment_id: str, retention: int) -> di
     return ref
 
 
+# -- SPEC §4.4 (v1.2) -----------------------------------------------------------------------
+FOLLOW_DURATIONS = ("1s", "30s", "5m", "1h", "6h", "1d")
+ANNIVERSARY_SPANS = ("1d", "2d", "7d", "1w", "30d", "366d")
+
+
+def _where_v12(draw: st.DrawFn) -> list[dict[str, Any]]:
+    kind = draw(st.integers(0, 7))
+    if kind == 0:
+        return [draw(st.sampled_from(STATIC_WHERE))]
+    if kind == 1:
+        return [draw(time_where())]
+    if kind == 2:
+        return [
+            {
+                "property": "ts",
+                "op": draw(st.sampled_from(("within_next", "anniversary_within_next"))),
+                "value": draw(st.sampled_from(("1h", "1d", "2d"))),
+            }
+        ]
+    if kind == 3:
+        return [{"property": "products.product_id", "op": "matches", "value": "^[ab]$"}]
+    return []
+
+
+@st.composite
+def follow_conditions(draw: st.DrawFn, retention: int) -> dict[str, Any]:
+    """An event condition with `not_followed_by` ("added, then no purchase within D")."""
+    node: dict[str, Any] = {"event": draw(st.sampled_from(EVENT_TYPES))}
+    where = _where_v12(draw)
+    if where:
+        node["where"] = where
+    if draw(st.integers(0, 2)) == 0:
+        fitting = [d for d in WINDOW_DURATIONS if _window_fits(d, retention)]
+        node["within"] = draw(st.sampled_from(fitting))
+    follow: dict[str, Any] = {
+        "event": draw(st.sampled_from(EVENT_TYPES)),
+        "within": draw(st.sampled_from(FOLLOW_DURATIONS)),
+    }
+    follow_where = _where_v12(draw)
+    if follow_where:
+        follow["where"] = follow_where
+    node["not_followed_by"] = follow
+    return node
+
+
+@st.composite
+def sequence_conditions(draw: st.DrawFn, retention: int) -> dict[str, Any]:
+    """A sequence of 2 to 4 steps, often with a duration window."""
+    steps = []
+    for _ in range(draw(st.integers(2, 4))):
+        step: dict[str, Any] = {"event": draw(st.sampled_from(EVENT_TYPES))}
+        where = _where_v12(draw)
+        if where:
+            step["where"] = where
+        steps.append(step)
+    node: dict[str, Any] = {"sequence": steps}
+    window = draw(st.integers(0, 3))
+    if window < 2:
+        fitting = [d for d in WINDOW_DURATIONS if _window_fits(d, retention)]
+        node["within"] = draw(st.sampled_from(fitting))
+    elif window == 2:
+        node["within"] = {"after": format_instant(T0 + HOUR)}
+    return node
+
+
+@st.composite
+def upcoming_trait_conditions(draw: st.DrawFn) -> dict[str, Any]:
+    """`within_next`, anniversaries (29 February, year ends) and `matches` on traits."""
+    kind = draw(st.integers(0, 5))
+    if kind == 0:
+        path = draw(st.sampled_from(("custom.signup", "renewal", "custom.visits")))
+        return {"trait": path, "op": "within_next", "value": draw(st.sampled_from(DATE_DURATIONS))}
+    if kind <= 3:
+        path = draw(st.sampled_from(("birthdate", "birthdate", "custom.signup")))
+        op = draw(st.sampled_from(("anniversary_within_next", "anniversary_within_last")))
+        return {"trait": path, "op": op, "value": draw(st.sampled_from(ANNIVERSARY_SPANS))}
+    node = {"trait": "gender", "op": "matches", "value": draw(st.sampled_from(("^fe", "MALE$")))}
+    if draw(st.booleans()):
+        node["ignore_case"] = True
+    return node
+
+
+@st.composite
+def v12_conditions(draw: st.DrawFn, segment_id: str, retention: int) -> dict[str, Any]:
+    """`base` uses a v1.2 construct; the others too, or `for_at_least` on `base`."""
+    leaf = st.one_of(
+        follow_conditions(retention),
+        follow_conditions(retention),
+        sequence_conditions(retention),
+        upcoming_trait_conditions(),
+    )
+    if segment_id == "base":
+        return draw(st.one_of(leaf, window_conditions(retention, timed=True)))
+    if draw(st.integers(0, 2)) == 0:
+        tenure = {"segment": "base", "for_at_least": draw(st.sampled_from(FOLLOW_DURATIONS))}
+        shape = draw(st.integers(0, 3))
+        if shape == 0:
+            return {"not": tenure}
+        if shape == 1:
+            return {"and": [tenure, draw(leaf)]}
+        return tenure
+    return _combine(draw, leaf)
+
+
 # ---------------------------------------------------------------------------------------------
 # Themes
 # ---------------------------------------------------------------------------------------------
@@ -325,6 +429,19 @@ THEME_TABLE = {
         + ("birth", "forget", "deleted", "upsert", "drop", "duplicate", "plain"),
         (6, 28),
     ),
+    "v12": Theme(
+        "v12",
+        SIX[:4],
+        ("base", "s1", "s2"),
+        (0, 0, US, SECOND, 30 * SECOND, 5 * MINUTE, HOUR, 6 * HOUR, DAY),
+        LATENESS,
+        ("activity",) * 12
+        + ("dated",) * 3
+        + ("crowd",) * 2
+        + ("birth", "plain", "forget", "deleted", "upsert", "drop", "duplicate"),
+        (6, 24),
+        until_offsets=(10 * DAY, -HOUR, 0, HOUR, 2 * DAY, 400 * DAY),
+    ),
 }
 
 
@@ -346,7 +463,9 @@ class _Stream:
         self.lines: list[str] = []
         self.sent: list[dict[str, Any]] = []
         self.due: set[int] = set()  # instants where some timer may be due (a superset)
-        self.durations = {parse_duration(d) for d in WINDOW_DURATIONS + DATE_DURATIONS}
+        self.durations = {
+            parse_duration(d) for d in WINDOW_DURATIONS + DATE_DURATIONS + FOLLOW_DURATIONS
+        }
         self.number = 0
 
     # -- time ---------------------------------------------------------------------------------
@@ -360,6 +479,8 @@ class _Stream:
     def _note_date(self, instant: int) -> None:
         self.due.add(instant)
         self.due.update(instant + d for d in self.durations)
+        if self.theme.name == "v12":  # within_next: true from v - D
+            self.due.update(instant - d for d in self.durations)
 
     def _note_birthdays(self) -> None:
         year = utc_date(self.clock).year
@@ -529,6 +650,8 @@ class _Stream:
     def definition(self, segment_id: str) -> st.SearchStrategy[dict[str, Any]]:
         if self.theme.name == "references":
             condition = reference_conditions(segment_id, self.retention)
+        elif self.theme.name == "v12":
+            condition = v12_conditions(segment_id, self.retention)
         else:
             condition = theme_conditions(self.theme.name, self.retention)
         return st.builds(
@@ -586,7 +709,7 @@ def timed_scenarios(draw: st.DrawFn, theme_name: str = "mixed") -> Scenario:
     # Initial definitions (SEGMENTS.json): for references, base before its dependents.
     ids = list(theme.segment_ids)
     count = draw(st.integers(1, len(ids)))
-    if theme.name == "references":
+    if theme.name in ("references", "v12"):
         chosen = ids[:count] if count > 1 else ids[:2]
     elif theme.name == "birthdays":
         chosen = ids

@@ -34,6 +34,7 @@ BUDGET = {
     "references": 35,
     "crowd": 20,
     "mixed": 35,
+    "v12": 60,
 }
 SHARE_SAMPLE = 25  # scenarios per theme in the measurement (x8 in a long run)
 NOT_CAUSES = ("scenarios", "transitions")
@@ -79,6 +80,7 @@ test_time_birthdays_matches_reference = _theme_test("birthdays")
 test_time_references_matches_reference = _theme_test("references")
 test_time_crowd_matches_reference = _theme_test("crowd")
 test_time_mixed_matches_reference = _theme_test("mixed")
+test_time_v12_matches_reference = _theme_test("v12")
 
 
 def _measure(theme: str, sample: int) -> Counter[str]:

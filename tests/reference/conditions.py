@@ -9,9 +9,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from segstream.timefmt import parse_date, parse_duration, parse_instant, utc_date
+import re2
+
+from segstream.timefmt import DAY, parse_date, parse_duration, parse_instant, utc_date
 
 EARTH_RADIUS_KM = 6371.0
 
@@ -37,6 +40,8 @@ class EvaluationContext:
     now: int
     history_retention: int
     is_member: Callable[[str], bool]
+    #: When the current membership of a segment began (None: not a member).
+    entered_at: Callable[[str], int | None] = lambda _segment_id: None
 
 
 def is_number(value: object) -> bool:
@@ -148,6 +153,28 @@ def _scalar_holds(op: str, value: object, operand: Any, ignore_case: bool, now: 
         if op == "within_last":
             return now - duration < instant <= now
         return instant <= now - duration
+    if op == "within_next":
+        instant = _instant_of(value)
+        return instant is not None and now < instant <= now + parse_duration(operand)
+    if op in ("anniversary_within_next", "anniversary_within_last"):
+        instant = _instant_of(value)
+        if instant is None:
+            return False
+        days = parse_duration(operand) // DAY
+        today = utc_date(now).toordinal()
+        for anniversary in anniversaries(utc_date(instant), utc_date(now).year):
+            a = anniversary.toordinal()
+            if op == "anniversary_within_next" and today <= a < today + days:
+                return True
+            if op == "anniversary_within_last" and today - days < a <= today:
+                return True
+        return False
+    if op == "matches":
+        if not isinstance(value, str):
+            return False
+        options = re2.Options()
+        options.case_sensitive = not ignore_case
+        return re2.compile(operand, options=options).search(value) is not None
     if op == "near":
         if not isinstance(value, dict):
             return False
@@ -159,6 +186,20 @@ def _scalar_holds(op: str, value: object, operand: Any, ignore_case: bool, now: 
         distance = _haversine_km(lat, lon, operand["lat"], operand["lon"])
         return bool(distance <= operand["km"])
     raise ValueError(f"unknown operator {op!r}")
+
+
+def anniversaries(born: date, around: int) -> list[date]:
+    """The anniversaries of `born` in the years around the year `around` (every one that an
+    operand of at most 366 days can reach): same month and day, after `born`'s year, up to
+    9999; 29 February falls on 1 March in common years."""
+    found = []
+    for year in range(around - 2, around + 3):
+        if born.year < year <= 9999:
+            try:
+                found.append(date(year, born.month, born.day))
+            except ValueError:
+                found.append(date(year, 3, 1))
+    return found
 
 
 def _end_value_holds(op: str, value: object, operand: Any, ignore_case: bool, now: int) -> bool:
@@ -249,7 +290,54 @@ def _numeric_values(events: Iterable[StoredEvent], path: str) -> list[int | floa
     return numbers
 
 
+def _before(first: StoredEvent, second: StoredEvent) -> bool:
+    """Event order: by `at`, then arrival."""
+    return (first.at, first.arrival) < (second.at, second.arrival)
+
+
+def _not_followed(condition: dict[str, Any], ctx: EvaluationContext) -> bool:
+    """SPEC §4.4, word for word: some selected `a` with a.at + D <= now and no stored `b` of
+    TYPE_B selected by its `where` with a < b and b.at <= a.at + D."""
+    follow = condition["not_followed_by"]
+    span = parse_duration(follow["within"])
+    b_selector = {"event": follow["event"], "where": follow.get("where", [])}
+    stored_b = [
+        b
+        for b in ctx.events
+        if b.type == follow["event"]
+        and b.at > ctx.now - ctx.history_retention
+        and all(_property_condition_holds(p, b.properties, ctx.now) for p in b_selector["where"])
+    ]
+    for a in selected_events(condition, ctx):
+        if a.at + span > ctx.now:
+            continue
+        if not any(_before(a, b) and b.at <= a.at + span for b in stored_b):
+            return True
+    return False
+
+
+def _sequence_holds(condition: dict[str, Any], ctx: EvaluationContext) -> bool:
+    """Some e_1 in S_1, ..., e_n in S_n with e_1 < ... < e_n (tries every chain)."""
+    selected = []
+    for step in condition["sequence"]:
+        node = {"event": step["event"], "where": step.get("where", [])}
+        if "within" in condition:
+            node["within"] = condition["within"]
+        selected.append(selected_events(node, ctx))
+
+    def chain(i: int, after: StoredEvent | None) -> bool:
+        if i == len(selected):
+            return True
+        return any(
+            (after is None or _before(after, e)) and chain(i + 1, e) for e in selected[i]
+        )
+
+    return chain(0, None)
+
+
 def _event_condition_holds(condition: dict[str, Any], ctx: EvaluationContext) -> bool:
+    if "not_followed_by" in condition:
+        return _not_followed(condition, ctx)
     events = selected_events(condition, ctx)
     if "count" in condition:
         return compare_number(len(events), condition["count"]["op"], condition["count"]["value"])
@@ -292,8 +380,16 @@ def condition_holds(condition: dict[str, Any], ctx: EvaluationContext) -> bool:
         )
     if "event" in condition:
         return _event_condition_holds(condition, ctx)
+    if "sequence" in condition:
+        return _sequence_holds(condition, ctx)
     if "segment" in condition:
-        return ctx.is_member(condition["segment"])
+        if not ctx.is_member(condition["segment"]):
+            return False
+        if "for_at_least" in condition:
+            entered = ctx.entered_at(condition["segment"])
+            assert entered is not None
+            return entered <= ctx.now - parse_duration(condition["for_at_least"])
+        return True
     raise ValueError(f"not a condition: {condition!r}")
 
 
@@ -318,14 +414,27 @@ def durations_in(condition: object) -> set[int]:
     if isinstance(condition, dict):
         if isinstance(condition.get("within"), str):
             found.add(parse_duration(condition["within"]))
-        if condition.get("op") in ("within_last", "more_than_ago"):
+        if condition.get("op") in ("within_last", "more_than_ago", "within_next"):
             found.add(parse_duration(condition["value"]))
+        if isinstance(condition.get("for_at_least"), str):
+            found.add(parse_duration(condition["for_at_least"]))
         for value in condition.values():
             found |= durations_in(value)
     elif isinstance(condition, list):
         for item in condition:
             found |= durations_in(item)
     return found
+
+
+def uses_anniversaries(condition: object) -> bool:
+    """True when an anniversary operator appears anywhere in a condition."""
+    if isinstance(condition, dict):
+        if condition.get("op") in ("anniversary_within_next", "anniversary_within_last"):
+            return True
+        return any(uses_anniversaries(v) for v in condition.values())
+    if isinstance(condition, list):
+        return any(uses_anniversaries(item) for item in condition)
+    return False
 
 
 def instants_in(document: object) -> set[int]:

@@ -28,6 +28,7 @@ from .conditions import (
     durations_in,
     instants_in,
     referenced_segments,
+    uses_anniversaries,
 )
 
 MAX_RECORD_BYTES = 1024 * 1024
@@ -125,6 +126,8 @@ class NaiveReplay:
         self.profiles: dict[str, Profile] = {}
         self.remembered_ids: dict[str, deque[str]] = {}
         self.members: set[tuple[str, str]] = set()
+        #: When each current membership began (the `at` of its segment.entered).
+        self.entered: dict[tuple[str, str], int] = {}
         self.transition_count: dict[tuple[str, str], int] = {}
         self.now: int | None = None
         self.arrivals = 0
@@ -136,10 +139,13 @@ class NaiveReplay:
         self, profile_id: str, segment_id: str, version: int, entered: bool, cause: dict[str, str]
     ) -> None:
         pair = (profile_id, segment_id)
+        assert self.now is not None
         if entered:
             self.members.add(pair)
+            self.entered[pair] = self.now
         else:
             self.members.discard(pair)
+            self.entered.pop(pair, None)
         seq = self.transition_count.get(pair, 0) + 1
         self.transition_count[pair] = seq
         assert self.now is not None
@@ -203,12 +209,16 @@ class NaiveReplay:
             def is_member(segment_id: str, profile_id: str = profile_id) -> bool:
                 return segment_id in self.segments and (profile_id, segment_id) in self.members
 
+            def entered_at(segment_id: str, profile_id: str = profile_id) -> int | None:
+                return self.entered.get((profile_id, segment_id))
+
             ctx = EvaluationContext(
                 traits=profile.traits,
                 events=profile.events,
                 now=self.now,
                 history_retention=self.history_retention,
                 is_member=is_member,
+                entered_at=entered_at,
             )
             for segment_id in order:
                 segment = self.segments[segment_id]
@@ -225,10 +235,13 @@ class NaiveReplay:
     def _candidate_instants(self, after: int, upto: int) -> list[int]:
         """A superset of the instants in (after, upto] where any membership may change."""
         durations: set[int] = set()
+        needs_midnights = False
         for segment in self.segments.values():
             durations |= durations_in(segment.condition)
+            needs_midnights = needs_midnights or uses_anniversaries(segment.condition)
         candidates: set[int] = set()
-        needs_midnights = False
+        # A membership that has lasted D (for_at_least): at its start + D.
+        candidates.update(start + d for start in self.entered.values() for d in durations)
         for profile in self.profiles.values():
             dated = instants_in(profile.traits)
             for event in profile.events:
@@ -237,6 +250,7 @@ class NaiveReplay:
                 dated |= event.dated
             candidates |= dated
             candidates.update(v + d for v in dated for d in durations)
+            candidates.update(v - d for v in dated for d in durations)  # within_next
             needs_midnights = needs_midnights or "birthdate" in profile.traits
         if needs_midnights:
             midnight = date_start(utc_date(after)) + DAY
@@ -249,9 +263,22 @@ class NaiveReplay:
         """Fire, in due-time order, every instant <= `upto` not yet reached by the clock."""
         if self.now is None or upto <= self.now:
             return
-        for instant in self._candidate_instants(self.now, upto):
+        pending = self._candidate_instants(self.now, upto)
+        while pending:
+            instant = pending.pop(0)
             self.now = instant
+            before = set(self.entered.items())
             self._reevaluate(list(self.profiles), {"": _transition_cause("timer")})
+            # A membership that began just now is due again at its start + D (for_at_least).
+            begun = {start for _, start in set(self.entered.items()) - before}
+            if begun:
+                later = {
+                    start + d
+                    for start in begun
+                    for segment in self.segments.values()
+                    for d in durations_in(segment.condition)
+                }
+                pending = sorted(set(pending) | {t for t in later if instant < t <= upto})
 
     def _advance_clock(self, at: int) -> None:
         self.fire_timers(at)

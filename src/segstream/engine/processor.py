@@ -20,7 +20,9 @@ from segstream.rules.compile import (
     RISES,
     EvaluationContext,
     EventLeaf,
+    HistoryLeaf,
     Leaf,
+    SegmentLeaf,
     TraitLeaf,
     next_birthday,
     trait_terminals,
@@ -36,6 +38,8 @@ __all__ = ["SegmentEngine", "deep_merge"]
 CauseOf = Callable[[str], dict[str, str]]
 _EVENT_TIMER = "e"
 _TRAIT_TIMER = "t"
+#: A `for_at_least` of a membership comes due (key: this and the segment id).
+_TENURE_TIMER = "m"
 _NOTHING: frozenset[str] = frozenset()
 #: Profiles whose reachable segments the engine remembers (cleared when full).
 _REACH_CACHE_SIZE = 100_000
@@ -131,7 +135,7 @@ class SegmentEngine:
                         trait_leaves |= registry.trait_leaves(parts, before, after)
                     if parts in registry.guard_paths:
                         guards_moved = True
-        event_leaves: set[EventLeaf] = set()
+        event_leaves: set[HistoryLeaf] = set()
         if event.type != "profile.updated":
             state.drop_expired(now - retention)
             if event.at > now - retention:
@@ -144,7 +148,7 @@ class SegmentEngine:
         else:
             reach = self._reach(pid, new_traits)
         members = state.members
-        counted: list[EventLeaf] = []
+        counted: list[HistoryLeaf] = []
         trait_used = registry.used_leaves(trait_leaves, reach, members)
         event_used = registry.used_leaves(event_leaves, reach, members)
         if created:  # the empty profile: each leaf's value on it is a constant
@@ -155,7 +159,7 @@ class SegmentEngine:
             before_values = {leaf: leaf.evaluate(old) for leaf in trait_used}
             for event_leaf in event_used:
                 # A count is taken once, after the event is added (`truths_around`).
-                if event_leaf.measure.kind != "count":
+                if not event_leaf.counted:
                     before_values[event_leaf] = event_leaf.evaluate(old)
                 else:
                     counted.append(event_leaf)
@@ -183,6 +187,7 @@ class SegmentEngine:
             if event_used:
                 self._schedule_event(state, stored, event_used, now)
             for event_leaf in counted:
+                assert isinstance(event_leaf, EventLeaf)
                 was, truth = event_leaf.truths_around(stored, ctx)
                 ctx.memo[event_leaf] = truth
                 if truth != was:
@@ -254,11 +259,15 @@ class SegmentEngine:
                 if event is not None:
                     for timed in self._selecting(event.type, event.properties, event, due):
                         moves[timed] = moves.get(timed, 0) | timed.moves_at(event, due)
+            elif key[0] == _TENURE_TIMER:
+                # A membership has lasted long enough: its `for_at_least` leaves can rise.
+                for tenure in registry.tenure_leaves(key[1:]):
+                    moves[tenure] = moves.get(tenure, 0) | RISES
             else:
                 parts = split_path(key[1:])
                 for trait_leaf in registry.time_trait_leaves(parts):
                     moves[trait_leaf] = RISES | FALLS
-                if parts == AGE_PATH:
+                if parts == AGE_PATH or registry.recurring(parts):
                     self._schedule_trait(state, parts, due)
         state.drop_expired(due - self.retention)
         if not state.exists:
@@ -301,7 +310,7 @@ class SegmentEngine:
         properties: Mapping[str, Any],
         timed: StoredEvent | None = None,
         due: int = 0,
-    ) -> set[EventLeaf]:
+    ) -> set[HistoryLeaf]:
         """Leaves whose time-independent `where` selects an event (and, for a timer on a
         stored event, whose view of it changes at `due`)."""
         seen: dict[tuple[str, ...], list[Any]] = {}
@@ -314,18 +323,21 @@ class SegmentEngine:
         for leaf in leaves:
             verdict = verdicts.get(leaf.static_key)
             if verdict is None:
-                verdict = verdicts[leaf.static_key] = leaf.selects_statically(properties, seen)
+                verdict = verdicts[leaf.static_key] = leaf.selects(event_type, properties, seen)
             if verdict:
                 selected.add(leaf)
         return selected
 
     def _schedule_event(
-        self, state: ProfileState, event: StoredEvent, leaves: Iterable[EventLeaf], now: int
+        self, state: ProfileState, event: StoredEvent, leaves: Iterable[HistoryLeaf], now: int
     ) -> None:
         key = event_timer_key(event.type, event.at, event.order)
         at = event.at
         instants = {at + self.retention}
         for leaf in leaves:
+            if not isinstance(leaf, EventLeaf) or leaf.follow is not None:
+                instants.update(leaf.change_instants(event, self.retention))
+                continue
             # Inline of EventLeaf.change_instants for the usual leaf: a window, no time `where`.
             if leaf.span is not None:
                 instants.add(at)
@@ -365,7 +377,7 @@ class SegmentEngine:
         values = trait_terminals(state.traits, parts, now)
         instants: set[int] = set()
         for leaf in time_leaves:
-            instants.update(leaf.change_instants(values))
+            instants.update(leaf.change_instants(values, now))
         for due in instants:
             if due > now:
                 state.schedule(due, key)
@@ -374,10 +386,15 @@ class SegmentEngine:
         """Timers a newly installed segment needs over a profile's existing state."""
         trait_paths: set[tuple[str, ...]] = set()
         for leaf in segment.leaves:
-            if isinstance(leaf, EventLeaf):
-                for event in state.history(leaf.event_type):
-                    if leaf.selects_statically(event.properties, {}):
-                        self._schedule_event(state, event, (leaf,), now)
+            if isinstance(leaf, HistoryLeaf):
+                for event_type in leaf.event_types:
+                    for event in state.history(event_type):
+                        if leaf.selects(event_type, event.properties, {}):
+                            self._schedule_event(state, event, (leaf,), now)
+            elif isinstance(leaf, SegmentLeaf) and leaf.span is not None:
+                entered = state.members.get(leaf.segment_id)
+                if entered is not None and entered + leaf.span > now:
+                    state.schedule(entered + leaf.span, _TENURE_TIMER + leaf.segment_id)
             elif isinstance(leaf, TraitLeaf) and leaf.time_dependent:
                 trait_paths.add(leaf.parts)
         for parts in trait_paths:
@@ -507,6 +524,10 @@ class SegmentEngine:
             changes.append(
                 self._transition(pid, state, sid, segment.version, truth, now, cause_of(sid))
             )
+            if truth:
+                for tenure in registry.tenure_leaves(sid):
+                    assert tenure.span is not None
+                    state.schedule(now + tenure.span, _TENURE_TIMER + sid)
             for dep in dependents.get(sid, ()):
                 if dep not in queued:
                     if queued is candidates:

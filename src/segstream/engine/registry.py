@@ -16,7 +16,7 @@ from segstream.rules.compile import (
     POSITIVE,
     Discriminator,
     EvaluationContext,
-    EventLeaf,
+    HistoryLeaf,
     Leaf,
     SegmentLeaf,
     TraitLeaf,
@@ -259,6 +259,8 @@ class SegmentRegistry:
         self._events: dict[str, _Discriminated] = {}
         self._traits: dict[tuple[str, ...], _Discriminated] = {}
         self._trait_time: dict[tuple[str, ...], set[TraitLeaf]] = {}
+        #: Per segment id, the `for_at_least` leaves on its membership.
+        self._tenures: dict[str, set[SegmentLeaf]] = {}
         #: Per trait path, its `within_last`/`more_than_ago` leaves (their truth needs `now`).
         self._trait_spans: dict[tuple[str, ...], set[TraitLeaf]] = {}
         #: Per trait path, the other leaves that hold, by the terminals' exact JSON.
@@ -415,8 +417,12 @@ class SegmentRegistry:
         return leaf
 
     def _index_leaf(self, leaf: Leaf) -> None:
-        if isinstance(leaf, EventLeaf):
-            self._events.setdefault(leaf.event_type, _Discriminated()).add(leaf, leaf.discriminator)
+        if isinstance(leaf, HistoryLeaf):
+            for event_type, disc in leaf.discriminators():
+                self._events.setdefault(event_type, _Discriminated()).add(leaf, disc)
+        elif isinstance(leaf, SegmentLeaf):
+            if leaf.span is not None:
+                self._tenures.setdefault(leaf.segment_id, set()).add(leaf)
         elif isinstance(leaf, TraitLeaf):
             self._traits.setdefault(leaf.parts, _Discriminated()).add(leaf, leaf.discriminator)
             self._trait_roots.setdefault(leaf.parts[0], set()).add(leaf.parts)
@@ -431,11 +437,18 @@ class SegmentRegistry:
     def _forget_leaf(self, leaf: Leaf) -> None:
         del self._leaves[leaf.key]
         self._empty.pop(leaf, None)
-        if isinstance(leaf, EventLeaf):
-            index = self._events[leaf.event_type]
-            index.remove(leaf, leaf.discriminator)
-            if not index:
-                del self._events[leaf.event_type]
+        if isinstance(leaf, HistoryLeaf):
+            for event_type, disc in leaf.discriminators():
+                index = self._events[event_type]
+                index.remove(leaf, disc)
+                if not index:
+                    del self._events[event_type]
+        elif isinstance(leaf, SegmentLeaf):
+            tenures = self._tenures.get(leaf.segment_id)
+            if tenures is not None:
+                tenures.discard(leaf)
+                if not tenures:
+                    del self._tenures[leaf.segment_id]
         elif isinstance(leaf, TraitLeaf):
             index = self._traits[leaf.parts]
             index.remove(leaf, leaf.discriminator)
@@ -463,7 +476,15 @@ class SegmentRegistry:
             value = self._empty[leaf] = leaf.evaluate(self._empty_context)
         return value
 
-    def event_leaves(self, event_type: str, properties: Mapping[str, Any]) -> set[EventLeaf]:
+    def tenure_leaves(self, sid: str) -> set[SegmentLeaf]:
+        """The `for_at_least` leaves on membership of a segment."""
+        return self._tenures.get(sid, set())
+
+    def recurring(self, parts: tuple[str, ...]) -> bool:
+        """True when a leaf on a trait path has an anniversary operator (renewed timers)."""
+        return any(leaf.recurring for leaf in self._trait_time.get(parts, ()))
+
+    def event_leaves(self, event_type: str, properties: Mapping[str, Any]) -> set[HistoryLeaf]:
         """Leaves on `event_type` whose indexed `where` condition these properties can meet."""
         index = self._events.get(event_type)
         if index is None:

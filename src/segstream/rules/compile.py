@@ -8,16 +8,18 @@ segment-membership conditions — are objects shared by every segment that uses 
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from segstream.rules.operators import (
+    ANNIVERSARY_OPERATORS,
     EARTH_RADIUS_KM,
     TIME_OPERATORS,
     Predicate,
+    anniversary_boundaries,
     compare_number,
     compile_predicate,
     elements,
@@ -27,7 +29,14 @@ from segstream.rules.operators import (
 )
 from segstream.schemas.jsontext import dumps
 from segstream.state.profile import ProfileState, StoredEvent
-from segstream.timefmt import date_start, parse_date, parse_duration, parse_instant, utc_date
+from segstream.timefmt import (
+    MAX_INSTANT,
+    date_start,
+    parse_date,
+    parse_duration,
+    parse_instant,
+    utc_date,
+)
 
 __all__ = [
     "FALLS",
@@ -39,8 +48,10 @@ __all__ = [
     "Discriminator",
     "EvaluationContext",
     "EventLeaf",
+    "HistoryLeaf",
     "Leaf",
     "SegmentLeaf",
+    "SequenceLeaf",
     "TraitLeaf",
     "compile_condition",
     "derived_age",
@@ -198,15 +209,33 @@ class TraitLeaf(Leaf):
                 return self in known
         return self.pred(ctx.trait_terminals(self.parts), ctx.now)
 
-    def change_instants(self, values: list[Any]) -> Iterator[int]:
-        """Instants where a `within_last`/`more_than_ago` leaf can flip for these values."""
+    @property
+    def recurring(self) -> bool:
+        """True for an anniversary operator: its instants are found a year or so ahead at a
+        time (`change_instants` from `now`), so its timer is renewed when it fires."""
+        return self.op in ANNIVERSARY_OPERATORS
+
+    def change_instants(self, values: list[Any], now: int = 0) -> Iterator[int]:
+        """Instants where a time operator's leaf can flip for these values (anniversaries:
+        the day boundaries of the anniversaries around `now`)."""
         if self.span is None:
             return
         for v in elements(values):
             at = instant_of(v)
             if at is not None:
-                yield at
-                yield at + self.span
+                if self.recurring:
+                    year = utc_date(now).year
+                    yield from anniversary_boundaries(self.op, self.span, at, year - 1, year + 2)
+                else:
+                    yield from value_instants(self.op, self.span, at)
+
+
+def value_instants(op: str, span: int, at: int) -> tuple[int, ...]:
+    """Where a non-recurring time operator over the value instant `at` can change (SPEC §5:
+    `within_last`/`more_than_ago` at v and v + D; `within_next` at v - D and v)."""
+    if op == "within_next":
+        return (at - span, at)
+    return (at, at + span)
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +317,114 @@ class _Where:
     pred: Predicate
     span: int | None
     discriminator: Discriminator | None
+    op: str = ""
+
+    def instants(self, event: StoredEvent, retention: int) -> Iterator[int]:
+        """Where this time condition's view of an event can change while it is stored (an
+        anniversary: every boundary until the event leaves the retention)."""
+        assert self.span is not None
+        for v in elements(terminals(event.properties, self.parts)):
+            at = instant_of(v)
+            if at is None:
+                continue
+            if self.op in ANNIVERSARY_OPERATORS:
+                first = utc_date(event.at).year - 1
+                last = utc_date(min(event.at + retention, MAX_INSTANT)).year + 1
+                yield from anniversary_boundaries(self.op, self.span, at, first, last)
+            else:
+                yield from value_instants(self.op, self.span, at)
+
+
+def compile_where(items: Iterable[Mapping[str, Any]]) -> list[_Where]:
+    """The property conditions of a `where`, compiled."""
+    found = []
+    for item in items:
+        op = item["op"]
+        value = item.get("value")
+        parts = split_path(item["property"])
+        found.append(
+            _Where(
+                parts,
+                compile_predicate(op, value, bool(item.get("ignore_case"))),
+                parse_duration(str(value)) if op in TIME_OPERATORS else None,
+                _discriminator(parts, op, value),
+                op,
+            )
+        )
+    return found
+
+
+def _holds(where: list[_Where], event: StoredEvent, now: int) -> bool:
+    props = event.properties
+    for w in where:  # noqa: SIM110 - a loop: no generator on the hot path
+        if not w.pred(terminals(props, w.parts), now):
+            return False
+    return True
+
+
+def _static_key(event_type: str, items: Iterable[Mapping[str, Any]]) -> bytes:
+    """Equal for `where`s whose time-independent conditions are the same set."""
+    static_items = sorted(
+        leaf_key(item).decode() for item in items if item["op"] not in TIME_OPERATORS
+    )
+    return leaf_key({"event": event_type, "where": static_items})
+
+
+def _most_selective(where: list[_Where]) -> Discriminator | None:
+    # File under the most selective condition: fewer leaves share a bucket.
+    found = sorted(
+        (w.discriminator for w in where if w.discriminator is not None),
+        key=lambda d: d.selectivity,
+    )
+    return found[0] if found else None
+
+
+class HistoryLeaf(Leaf):
+    """A leaf read from activity history and reached through event types: an event
+    condition (with or without `not_followed_by`) or a sequence."""
+
+    __slots__ = ()
+
+    #: The leaf's truth after one more event is known from one scan (`truths_around`).
+    counted: bool = False
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        """The event types whose events can change this leaf."""
+        raise NotImplementedError
+
+    def discriminators(self) -> list[tuple[str, Discriminator | None]]:
+        """Where the registry files the leaf: (event type, what it needs of properties)."""
+        raise NotImplementedError
+
+    @property
+    def static_key(self) -> bytes:
+        """Leaves with equal keys select the same events of a type statically."""
+        raise NotImplementedError
+
+    @property
+    def time_dependent(self) -> bool:
+        """True when the truth can change with time alone (besides retention)."""
+        raise NotImplementedError
+
+    def selects(
+        self, event_type: str, properties: Mapping[str, Any], seen: dict[tuple[str, ...], list[Any]]
+    ) -> bool:
+        """True when an event of this type and properties can count for the leaf (its
+        time-independent `where` holds); `seen` caches terminals per path for one event."""
+        raise NotImplementedError
+
+    def change_instants(self, event: StoredEvent, retention: int) -> Iterator[int]:
+        """Instants where this leaf's view of `event` can change (a superset is fine)."""
+        raise NotImplementedError
+
+    def changes_at(self, event: StoredEvent, due: int, retention: int) -> bool:
+        """True when `due` is one of `change_instants(event)`."""
+        return due in set(self.change_instants(event, retention))
+
+    def moves_at(self, event: StoredEvent, due: int) -> int:
+        """Which way the leaf can move at `due`, a change instant of `event`."""
+        return RISES | FALLS
 
 
 @dataclass(slots=True)
@@ -301,17 +438,34 @@ class _Measure:
     cap: float = math.inf
 
 
-class EventLeaf(Leaf):
-    """`{"event": TYPE, "where": [...], "within": WINDOW, <measure>}`."""
+@dataclass(slots=True)
+class _Follow:
+    """`not_followed_by`: events of a type (and `where`) that cancel an earlier event when
+    they come within `span` after it."""
+
+    event_type: str
+    where: list[_Where]
+    static_where: list[_Where]
+    time_where: list[_Where]
+    span: int
+    discriminator: Discriminator | None
+    static_key: bytes
+
+
+class EventLeaf(HistoryLeaf):
+    """`{"event": TYPE, "where": [...], "within": WINDOW, <measure>}`, or with
+    `"not_followed_by": {...}` in place of a measure (SPEC §4.4)."""
 
     __slots__ = (
+        "_static_key",
         "after",
         "before",
+        "counted",
         "discriminator",
         "event_type",
+        "follow",
         "measure",
         "span",
-        "static_key",
         "static_where",
         "time_where",
         "where",
@@ -320,35 +474,28 @@ class EventLeaf(Leaf):
     def __init__(self, key: bytes, node: Mapping[str, Any]) -> None:
         super().__init__(key)
         self.event_type: str = node["event"]
-        self.where: list[_Where] = []
-        for item in node.get("where") or ():
-            op = item["op"]
-            value = item.get("value")
-            parts = split_path(item["property"])
-            self.where.append(
-                _Where(
-                    parts,
-                    compile_predicate(op, value, bool(item.get("ignore_case"))),
-                    parse_duration(value) if op in TIME_OPERATORS else None,
-                    _discriminator(parts, op, value),
-                )
-            )
+        self.where: list[_Where] = compile_where(node.get("where") or ())
         self.static_where = [w for w in self.where if w.span is None]
         #: Equal for leaves whose time-independent `where` is the same set of conditions:
         #: whether an event meets it is decided once per event for all of them.
-        static_items = sorted(
-            leaf_key(item).decode()
-            for item in node.get("where") or ()
-            if item["op"] not in TIME_OPERATORS
-        )
-        self.static_key: bytes = leaf_key({"event": self.event_type, "where": static_items})
+        self._static_key: bytes = _static_key(self.event_type, node.get("where") or ())
         self.time_where = [w for w in self.where if w.span is not None]
-        # File under the most selective condition: fewer leaves share a bucket.
-        found = sorted(
-            (w.discriminator for w in self.where if w.discriminator is not None),
-            key=lambda d: d.selectivity,
-        )
-        self.discriminator: Discriminator | None = found[0] if found else None
+        self.discriminator: Discriminator | None = _most_selective(self.where)
+        self.follow: _Follow | None = None
+        follow = node.get("not_followed_by")
+        if follow is not None:
+            where = compile_where(follow.get("where") or ())
+            self.follow = _Follow(
+                follow["event"],
+                where,
+                [w for w in where if w.span is None],
+                [w for w in where if w.span is not None],
+                parse_duration(follow["within"]),
+                _most_selective(where),
+                _static_key(follow["event"], follow.get("where") or ()),
+            )
+            # Its own key: the static verdict depends on which side an event is on.
+            self._static_key = key
         within = node.get("within")
         self.span: int | None = None
         self.after: int | None = None
@@ -361,11 +508,38 @@ class EventLeaf(Leaf):
             if within.get("before") is not None:
                 self.before = parse_instant(within["before"])
         self.measure = _measure_of(node)
+        self.counted = self.follow is None and self.measure.kind == "count"
+
+    @property
+    def static_key(self) -> bytes:
+        return self._static_key
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        if self.follow is None or self.follow.event_type == self.event_type:
+            return (self.event_type,)
+        return (self.event_type, self.follow.event_type)
+
+    def discriminators(self) -> list[tuple[str, Discriminator | None]]:
+        found = [(self.event_type, self.discriminator)]
+        if self.follow is not None:
+            found.append((self.follow.event_type, self.follow.discriminator))
+        return _one_per_type(found)
 
     @property
     def time_dependent(self) -> bool:
         """True when the truth can change with time alone (besides retention)."""
-        return self.span is not None or bool(self.time_where)
+        return self.span is not None or bool(self.time_where) or self.follow is not None
+
+    def selects(
+        self, event_type: str, properties: Mapping[str, Any], seen: dict[tuple[str, ...], list[Any]]
+    ) -> bool:
+        follow = self.follow
+        if event_type == self.event_type and self.selects_statically(properties, seen):
+            return True
+        if follow is None or event_type != follow.event_type:
+            return False
+        return _statically(follow.static_where, properties, seen)
 
     def selects_statically(
         self, properties: Mapping[str, Any], seen: dict[tuple[str, ...], list[Any]]
@@ -374,42 +548,42 @@ class EventLeaf(Leaf):
 
         `seen` caches the terminals of each property path for one event across leaves.
         """
-        for w in self.static_where:
-            values = seen.get(w.parts)
-            if values is None:
-                values = seen[w.parts] = terminals(properties, w.parts)
-            if not w.pred(values, 0):
-                return False
-        return True
+        return _statically(self.static_where, properties, seen)
 
     def changes_at(self, event: StoredEvent, due: int, retention: int) -> bool:
         """True when `due` is one of `change_instants(event)` (cheap for the usual cases)."""
         at = event.at
         if due == at + retention:
             return True
+        if self.follow is not None:
+            return due in set(self.change_instants(event, retention))
         if self.span is not None and (due == at or due == at + self.span):
             return True
         return bool(self.time_where) and due in set(self.change_instants(event, retention))
 
     def change_instants(self, event: StoredEvent, retention: int) -> Iterator[int]:
-        """Instants where this leaf's view of `event` can change (a superset is fine)."""
+        """Instants where this leaf's view of `event` can change (a superset is fine): the
+        window and retention exits, the time `where` conditions and, for `not_followed_by`,
+        `at + D` of a first event and the `where` instants of a following one."""
         yield event.at + retention
-        if self.span is not None:
-            yield event.at
-            yield event.at + self.span
-        for w in self.time_where:
-            assert w.span is not None
-            for v in elements(terminals(event.properties, w.parts)):
-                at = instant_of(v)
-                if at is not None:
-                    yield at
-                    yield at + w.span
+        follow = self.follow
+        if event.type == self.event_type:
+            if self.span is not None:
+                yield event.at
+                yield event.at + self.span
+            for w in self.time_where:
+                yield from w.instants(event, retention)
+            if follow is not None:
+                yield event.at + follow.span
+        if follow is not None and event.type == follow.event_type:
+            for w in follow.time_where:
+                yield from w.instants(event, retention)
 
     def moves_at(self, event: StoredEvent, due: int) -> int:
         """Which way the leaf can move at `due`, a change instant of `event`: RISES, FALLS
         or both. An event entering or leaving the window of a count with an order
         comparison moves the count one way only; anything else may go either way."""
-        if self.time_where or self.measure.kind != "count":
+        if self.time_where or not self.counted:
             return RISES | FALLS
         grows = due == event.at  # otherwise the event leaves the window or the retention
         op = self.measure.op
@@ -419,7 +593,8 @@ class EventLeaf(Leaf):
             return FALLS if grows else RISES
         return RISES | FALLS
 
-    def _selected(self, ctx: EvaluationContext) -> Iterator[StoredEvent]:
+    def _selected(self, ctx: EvaluationContext, since: int | None = None) -> Iterator[StoredEvent]:
+        """The events selected now in event order (with `since`: none before that `at`)."""
         history = ctx.profile.history(self.event_type)
         if not history:
             return
@@ -432,6 +607,8 @@ class EventLeaf(Leaf):
         if self.after is not None and self.after - 1 > low:
             low = self.after - 1
         before = self.before
+        if since is not None and since - 1 > low:
+            low = since - 1
         start = bisect_right(history, low, key=_at)
         where = self.where
         for i in range(start, len(history)):
@@ -477,7 +654,42 @@ class EventLeaf(Leaf):
         before = n - 1 if n and self.counts(added, ctx) else n
         return m.compare(before), m.compare(n)
 
+    def first_after(self, ctx: EvaluationContext, at: int, order: int) -> StoredEvent | None:
+        """The first event this leaf selects now that comes after (at, order) in event order."""
+        for e in self._selected(ctx, at):
+            if e.at > at or e.order > order:
+                return e
+        return None
+
+    def _followed(self, ctx: EvaluationContext, first: StoredEvent) -> bool:
+        """True when a stored event of `not_followed_by` comes after `first` within D."""
+        follow = self.follow
+        assert follow is not None
+        history = ctx.profile.history(follow.event_type)
+        if not history:
+            return False
+        at, order = first.at, first.order
+        end = at + follow.span
+        now = ctx.now
+        for i in range(bisect_left(history, at, key=_at), len(history)):
+            b = history[i]
+            if b.at > end:
+                break
+            if (b.at > at or b.order > order) and _holds(follow.where, b, now):
+                return True
+        return False
+
     def evaluate(self, ctx: EvaluationContext) -> bool:
+        follow = self.follow
+        if follow is not None:
+            # Some selected `a` whose D has passed with no `b` after it (SPEC §4.4).
+            latest = ctx.now - follow.span
+            for a in self._selected(ctx):
+                if a.at > latest:
+                    break
+                if not self._followed(ctx, a):
+                    return True
+            return False
         m = self.measure
         if m.kind == "count":
             n = 0
@@ -520,6 +732,88 @@ def _at(event: StoredEvent) -> int:
     return event.at
 
 
+def _statically(
+    where: list[_Where], properties: Mapping[str, Any], seen: dict[tuple[str, ...], list[Any]]
+) -> bool:
+    for w in where:
+        values = seen.get(w.parts)
+        if values is None:
+            values = seen[w.parts] = terminals(properties, w.parts)
+        if not w.pred(values, 0):
+            return False
+    return True
+
+
+def _one_per_type(
+    found: list[tuple[str, Discriminator | None]],
+) -> list[tuple[str, Discriminator | None]]:
+    """One filing per event type: a type with different needs is filed for every event."""
+    by_type: dict[str, Discriminator | None] = {}
+    for event_type, disc in found:
+        if event_type in by_type and by_type[event_type] != disc:
+            by_type[event_type] = None
+        else:
+            by_type[event_type] = disc
+    return list(by_type.items())
+
+
+class SequenceLeaf(HistoryLeaf):
+    """`{"sequence": [STEP, ...], "within": WINDOW}`: events e_1 < ... < e_n in event order,
+    each selected by its step (SPEC §4.4). Greedy: the earliest event of each step after the
+    previous step's is as good as any, so one pass over the steps decides it."""
+
+    __slots__ = ("steps",)
+
+    def __init__(self, key: bytes, node: Mapping[str, Any]) -> None:
+        super().__init__(key)
+        window = node.get("within")
+        self.steps = [
+            EventLeaf(
+                leaf_key(step),
+                {"event": step["event"], "where": step.get("where") or []}
+                | ({} if window is None else {"within": window}),
+            )
+            for step in node["sequence"]
+        ]
+
+    @property
+    def event_types(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(step.event_type for step in self.steps))
+
+    def discriminators(self) -> list[tuple[str, Discriminator | None]]:
+        return _one_per_type([(step.event_type, step.discriminator) for step in self.steps])
+
+    @property
+    def static_key(self) -> bytes:
+        return self.key
+
+    @property
+    def time_dependent(self) -> bool:
+        return any(step.time_dependent for step in self.steps)
+
+    def selects(
+        self, event_type: str, properties: Mapping[str, Any], seen: dict[tuple[str, ...], list[Any]]
+    ) -> bool:
+        return any(
+            step.event_type == event_type and step.selects_statically(properties, seen)
+            for step in self.steps
+        )
+
+    def change_instants(self, event: StoredEvent, retention: int) -> Iterator[int]:
+        for step in self.steps:
+            if step.event_type == event.type:
+                yield from step.change_instants(event, retention)
+
+    def evaluate(self, ctx: EvaluationContext) -> bool:
+        at, order = ctx.now - ctx.retention, -1  # before every stored event
+        for step in self.steps:
+            found = step.first_after(ctx, at, order)
+            if found is None:
+                return False
+            at, order = found.at, found.order
+        return True
+
+
 def _measure_of(node: Mapping[str, Any]) -> _Measure:
     count = node.get("count")
     if count is not None:
@@ -534,16 +828,22 @@ def _measure_of(node: Mapping[str, Any]) -> _Measure:
 
 
 class SegmentLeaf(Leaf):
-    """`{"segment": ID}`: true while the profile is a member of that segment."""
+    """`{"segment": ID}`: true while the profile is a member of that segment; with
+    `"for_at_least": D`, once the current membership began at least D ago (SPEC §4.4)."""
 
-    __slots__ = ("segment_id",)
+    __slots__ = ("segment_id", "span")
 
     def __init__(self, key: bytes, node: Mapping[str, Any]) -> None:
         super().__init__(key)
         self.segment_id: str = node["segment"]
+        tenure = node.get("for_at_least")
+        self.span: int | None = None if tenure is None else parse_duration(tenure)
 
     def evaluate(self, ctx: EvaluationContext) -> bool:
-        return self.segment_id in ctx.profile.members
+        if self.span is None:
+            return self.segment_id in ctx.profile.members
+        entered = ctx.profile.members.get(self.segment_id)
+        return entered is not None and entered <= ctx.now - self.span
 
 
 def make_leaf(key: bytes, node: Mapping[str, Any]) -> Leaf:
@@ -552,6 +852,8 @@ def make_leaf(key: bytes, node: Mapping[str, Any]) -> Leaf:
         return TraitLeaf(key, node)
     if "event" in node:
         return EventLeaf(key, node)
+    if "sequence" in node:
+        return SequenceLeaf(key, node)
     return SegmentLeaf(key, node)
 
 
@@ -592,7 +894,7 @@ def _cost(node: Mapping[str, Any]) -> int:
         return 0 if node["op"] in ("eq", "in") else 1
     if "segment" in node:
         return 1
-    if "event" in node:
+    if "event" in node or "sequence" in node:
         return 3
     return 2
 
@@ -695,8 +997,8 @@ def compile_condition(
 
 
 def _memoisable(node: Mapping[str, Any]) -> bool:
-    """A trait or event leaf: its value is fixed for a pass (a membership is not)."""
-    return "trait" in node or "event" in node
+    """A trait, event or sequence leaf: its value is fixed for a pass (a membership is not)."""
+    return "trait" in node or "event" in node or "sequence" in node
 
 
 def _all_leaves(leaves: tuple[Leaf, ...]) -> Node:
@@ -747,6 +1049,6 @@ def truth_without_history(
     if "not" in condition:
         inner = truth_without_history(condition["not"], empty_value)
         return None if inner is None else not inner
-    if "event" in condition:
+    if "event" in condition or "sequence" in condition:
         return empty_value(condition)
     return None

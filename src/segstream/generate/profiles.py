@@ -130,6 +130,9 @@ class PersonaFactory:
             "loyalty_points": points_floor + int(rng.expovariate(1 / 800)),
             "newsletter": rng.random() < 0.4,
             "signup_date": signup.isoformat(),
+            # Plans renew yearly from the signup: a date ahead for `within_next` (no draw, so
+            # the rest of the workload is what it was before v1.2).
+            "renewal_date": _renewal(signup, first_seen).isoformat(),
         }
         stated = rng.choice((0, 1, 1, 2, 2, 3))
         if stated:
@@ -163,3 +166,12 @@ class PersonaFactory:
         if kind < 0.94:
             return {"custom": {"interests": None}}
         return {"gender": None}
+
+
+def _renewal(signup: date, first_seen: date) -> date:
+    """The first yearly renewal of a plan signed up on `signup` after `first_seen`."""
+    years = first_seen.year - signup.year + 1
+    renewal = signup + timedelta(days=365 * years)
+    while renewal - timedelta(days=365) > first_seen:
+        renewal -= timedelta(days=365)
+    return renewal

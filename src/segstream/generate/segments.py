@@ -567,10 +567,80 @@ class SegmentFactory:
             ]
         }
 
+    # -- v1.2 (SPEC §4.4) -----------------------------------------------------------------
+    def abandoned_cart(self) -> tuple[str, Condition]:
+        product, hours = self._product(), self.rng.choice((1, 2, 24))
+        return f"Added {product} to the cart, then no purchase within {hours}h (7d)", {
+            "event": "cart.added",
+            "where": [_where("product_id", "eq", product)],
+            "within": "7d",
+            "not_followed_by": {"event": "order.purchased", "within": f"{hours}h"},
+        }
+
+    def funnel(self) -> tuple[str, Condition]:
+        product, days = self._product(), self._days(1, 7)
+        return f"Viewed {product}, then added it, then bought within {days}", {
+            "sequence": [
+                {"event": "product.viewed", "where": [_where("product_id", "eq", product)]},
+                {"event": "cart.added", "where": [_where("product_id", "eq", product)]},
+                {"event": "order.purchased"},
+            ],
+            "within": days,
+        }
+
+    def birthday_soon(self) -> tuple[str, Condition]:
+        city, days = self._city(), self._days(3, 7, 14)
+        return f"Birthday in the next {days} in {city.name}", {
+            "and": [
+                _trait("birthdate", "anniversary_within_next", days),
+                _trait("location.city", "eq", city.name),
+            ]
+        }
+
+    def signup_anniversary(self) -> tuple[str, Condition]:
+        country, weeks = self._country(), self.rng.choice((1, 2))
+        return f"Signup anniversary in the last {weeks}w ({country})", {
+            "and": [
+                _trait("custom.signup_date", "anniversary_within_last", f"{weeks}w"),
+                _trait("location.country", "eq", country),
+            ]
+        }
+
+    def renewal_due(self) -> tuple[str, Condition]:
+        city, days = self._city(), self._days(7, 14, 30)
+        plan = self.rng.choice(("pro", "enterprise"))
+        return f"{plan.title()} plans renewing in the next {days} in {city.name}", {
+            "and": [
+                _trait("custom.renewal_date", "within_next", days),
+                _trait("custom.plan", "eq", plan),
+                _trait("location.city", "eq", city.name),
+            ]
+        }
+
+    def promo_pattern(self) -> tuple[str, Condition]:
+        first, second = self.rng.sample(self.catalogue.campaigns, 2)
+        days = self._days(7, 30)
+        pattern = f"/promo/({first.slug}|{second.slug})[?/]"
+        return f"Clicked {first.slug} or {second.slug} links in {days}", _event(
+            "link.clicked",
+            where=[_where("url", "matches", pattern, ignore_case=self.rng.random() < 0.5)],
+            within=days,
+        )
+
+    def loyal_members(self) -> tuple[str, Condition] | None:
+        target = self._reference()
+        if target is None:
+            return None
+        days = self._days(7, 30, 90)
+        return f"{target[1]} — a member for at least {days}"[:200], {
+            "segment": target[0],
+            "for_at_least": days,
+        }
+
 
 Template = Callable[[SegmentFactory], "tuple[str, Condition] | None"]
 
-# Round-robin order: any 40 consecutive definitions use every template once, so every node
+# Round-robin order: any 47 consecutive definitions use every template once, so every node
 # kind and operator appears as soon as K >= len(TEMPLATES); references come after their targets.
 TEMPLATES: tuple[Template, ...] = (
     SegmentFactory.city_paying,
@@ -613,11 +683,24 @@ TEMPLATES: tuple[Template, ...] = (
     SegmentFactory.low_spend_pro,
     SegmentFactory.two_cities,
     SegmentFactory.segment_excluding,
+    # v1.2: after the others, so that the first 40 definitions stay what they were.
+    SegmentFactory.abandoned_cart,
+    SegmentFactory.funnel,
+    SegmentFactory.birthday_soon,
+    SegmentFactory.signup_anniversary,
+    SegmentFactory.renewal_due,
+    SegmentFactory.promo_pattern,
+    SegmentFactory.loyal_members,
 )
 
 _ATTEMPTS = 40
 _REFERENCING = frozenset(
-    {SegmentFactory.segment_buyers, SegmentFactory.segment_union, SegmentFactory.segment_excluding}
+    {
+        SegmentFactory.segment_buyers,
+        SegmentFactory.segment_union,
+        SegmentFactory.segment_excluding,
+        SegmentFactory.loyal_members,
+    }
 )
 
 

@@ -18,7 +18,7 @@ from segstream.timefmt import utc_date
 _OPERATORS = {
     "eq", "neq", "in", "not_in", "gt", "gte", "lt", "lte", "between", "exists", "not_exists",
     "contains", "starts_with", "ends_with", "before", "after", "within_last", "more_than_ago",
-    "near",
+    "near", "within_next", "anniversary_within_next", "anniversary_within_last", "matches",
 }  # fmt: skip
 _COUNT_OPS = {"eq", "neq", "gt", "gte", "lt", "lte", "between"}
 
@@ -37,7 +37,8 @@ def _facts(definitions: list[dict[str, Any]]) -> Counter[str]:
     used: Counter[str] = Counter()
     for definition in definitions:
         for node in _nodes(definition["condition"]):
-            kind = next(k for k in ("and", "or", "not", "trait", "event", "segment") if k in node)
+            kinds = ("and", "or", "not", "trait", "event", "sequence", "segment")
+            kind = next(k for k in kinds if k in node)
             used[f"node:{kind}"] += 1
             if kind == "trait":
                 used[f"op:{node['op']}"] += 1
@@ -61,6 +62,10 @@ def _facts(definitions: list[dict[str, Any]]) -> Counter[str]:
                 if "count" in node:
                     used["measure:count"] += 1
                     used[f"measure-op:{node['count']['op']}"] += 1
+                if "not_followed_by" in node:
+                    used["not_followed_by"] += 1
+            if kind == "segment" and "for_at_least" in node:
+                used["for_at_least"] += 1
     return used
 
 
@@ -90,8 +95,10 @@ def test_fifty_definitions_use_every_node_kind_and_operator(
     definitions: list[dict[str, Any]],
 ) -> None:
     used = _facts(definitions[:50])
-    for kind in ("and", "or", "not", "trait", "event", "segment"):
+    for kind in ("and", "or", "not", "trait", "event", "sequence", "segment"):
         assert used[f"node:{kind}"], kind
+    for construct in ("not_followed_by", "for_at_least"):
+        assert used[construct], construct
     for op in _OPERATORS:
         assert used[f"op:{op}"], op
     for fact in ("ignore_case", "where", "within:duration", "within:window"):
@@ -163,7 +170,9 @@ def _compiled(node: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
 
 
 def _trait_only(node: dict[str, Any]) -> bool:
-    return all("event" not in n and "segment" not in n for n in _nodes(node))
+    return all(
+        "event" not in n and "segment" not in n and "sequence" not in n for n in _nodes(node)
+    )
 
 
 def test_trait_only_segments_match_a_small_share_of_profiles() -> None:

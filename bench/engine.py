@@ -3,6 +3,10 @@
 Run: `python bench/engine.py` (defaults: 100k profiles, 1M events, 0/10/100/1000/10000
 segments). Prints a table and, last, one JSON object. Ratios are against the 0-segment run of
 the same invocation, since absolute figures depend on the machine.
+
+Each mix of K segments takes `--v12-share` of them (default a fifth) from the generator's
+definitions that use a v1.2 construct (SPEC §4.4: sequences, not_followed_by, for_at_least,
+within_next, anniversaries, matches) and the rest from the others, in file order.
 """
 
 from __future__ import annotations
@@ -23,6 +27,52 @@ from segstream.engine.replay import ReplaySession, replay_lines
 from segstream.generate import generate_workload, write_workload
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+_V12_KEYS = ("sequence", "not_followed_by", "for_at_least")
+_V12_OPS = ("within_next", "anniversary_within_next", "anniversary_within_last", "matches")
+
+
+def uses_v12(node: Any) -> bool:
+    """True when a condition uses a construct of SPEC §4.4 anywhere."""
+    if isinstance(node, dict):
+        if any(key in node for key in _V12_KEYS) or node.get("op") in _V12_OPS:
+            return True
+        return any(uses_v12(value) for value in node.values())
+    if isinstance(node, list):
+        return any(uses_v12(item) for item in node)
+    return False
+
+
+def _references(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["segment"]} if isinstance(node.get("segment"), str) else set()
+        for value in node.values():
+            found |= _references(value)
+        return found
+    if isinstance(node, list):
+        return set().union(*(_references(item) for item in node)) if node else set()
+    return set()
+
+
+def mix(definitions: list[Any], count: int, v12_share: float) -> list[Any]:
+    """`count` definitions in file order, `v12_share` of them using v1.2 constructs; a
+    definition whose referenced segment is not in the mix is passed over."""
+    want_v12 = round(count * v12_share)
+    quota = {True: want_v12, False: count - want_v12}
+    chosen: list[Any] = []
+    ids: set[str] = set()
+    for definition in definitions:
+        kind = uses_v12(definition["condition"])
+        if quota[kind] and _references(definition["condition"]) <= ids:
+            chosen.append(definition)
+            ids.add(definition["id"])
+            quota[kind] -= 1
+        if not any(quota.values()):
+            break
+    if len(chosen) != count:
+        raise SystemExit(f"the workload has too few definitions for a mix of {count}")
+    return chosen
 
 
 def engine_run(definitions: list[Any], lines: list[bytes]) -> dict[str, Any]:
@@ -107,15 +157,20 @@ def main() -> None:
     parser.add_argument("--naive-events", type=int, default=2_000)
     parser.add_argument("--naive-segments", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--v12-share", type=float, default=0.2)
     args = parser.parse_args()
     counts = [int(k) for k in args.segments.split(",") if k]
     cli_counts = [int(k) for k in args.cli_segments.split(",") if k]
 
     with tempfile.TemporaryDirectory() as tmp:
         tmpdir = Path(tmp)
+        # Enough definitions of both kinds for the largest mix (about 15% use v1.2).
         top = max([*counts, *cli_counts, args.naive_segments])
         workload = generate_workload(
-            profiles=args.profiles, events=args.events, segments=top, seed=args.seed
+            profiles=args.profiles,
+            events=args.events,
+            segments=max(top * 2, 2000),
+            seed=args.seed,
         )
         summary = write_workload(workload, tmpdir / "w")
         lines = summary.events_path.read_bytes().splitlines()
@@ -123,7 +178,9 @@ def main() -> None:
 
         results = []
         for k in counts:
-            results.append(engine_run(all_definitions[:k], lines))
+            chosen = mix(all_definitions, k, args.v12_share)
+            results.append(engine_run(chosen, lines))
+            results[-1]["v1.2_segments"] = sum(uses_v12(d["condition"]) for d in chosen)
             print(f"engine {k:>6} segments: {results[-1]['events_per_s']:>8} events/s", flush=True)
         base = results[0]["events_per_s"] if results and results[0]["segments"] == 0 else None
         for r in results:
@@ -132,11 +189,11 @@ def main() -> None:
         cli = []
         for k in cli_counts:
             seg_path = tmpdir / f"segments-{k}.json"
-            seg_path.write_bytes(orjson.dumps(all_definitions[:k]))
+            seg_path.write_bytes(orjson.dumps(mix(all_definitions, k, args.v12_share)))
             cli.append({"segments": k, **cli_run(seg_path, summary.events_path, tmpdir)})
             print(f"replay {k:>6} segments: {cli[-1]['seconds']} s", flush=True)
 
-        naive_defs = all_definitions[: args.naive_segments]
+        naive_defs = mix(all_definitions, args.naive_segments, args.v12_share)
         naive_lines = lines[: args.naive_events]
         naive = naive_run(naive_defs, naive_lines) if args.naive_events else {}
         engine_small = engine_run(naive_defs, naive_lines) if args.naive_events else {}

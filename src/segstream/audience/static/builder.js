@@ -5,9 +5,11 @@
 //   {k: "group", op: "and"|"or", children}     {"and": [...]} / {"or": [...]}
 //   {k: "not", child}                          {"not": C}
 //   {k: "trait", type, path, op, value, vt}    {"trait": PATH, "op", "value", "ignore_case"}
-//   {k: "event", type, event, where, within, measure}
+//   {k: "event", type, event, where, within, measure, follow}
+//        follow: null or {type, event, where, whereKey, within}  "not_followed_by"
+//   {k: "sequence", steps: [{type, event, where, whereKey}], within}  {"sequence": [...]}
 //   {k: "prop", path, op, value, vt}           a `where` item {"property": PATH, ...}
-//   {k: "segment", id}                         {"segment": ID}
+//   {k: "segment", id, tenure}                 {"segment": ID, "for_at_least": D}
 //   {k: "new"}                                 a condition whose type is not chosen yet
 // Every rendered node carries `data-path` (its JSON path, e.g. `condition.and[1]`), the form
 // the API names in a 422; errors are shown in the list of the deepest node or field whose
@@ -15,6 +17,7 @@
 
 import {
   ACTIVITIES,
+  DAY_UNITS,
   DURATION_UNITS,
   KIND_OPERATORS,
   MEASURES,
@@ -68,6 +71,18 @@ function eventNode(type) {
   };
 }
 
+function stepNode(type) {
+  return { type, event: type === "custom" ? "custom." : type, where: [], whereKey: false };
+}
+
+function sequenceNode() {
+  return { k: "sequence", steps: [stepNode("product.viewed"), stepNode("cart.added")], within: { mode: "any" } };
+}
+
+function followNode() {
+  return { ...stepNode("order.purchased"), within: "1h" };
+}
+
 function valueType(value) {
   if (Array.isArray(value)) return value.length ? valueType(value[0]) : "text";
   if (typeof value === "number") return "number";
@@ -113,8 +128,40 @@ export function fromJSON(json) {
     return node;
   }
   if (typeof json.event === "string") return eventFrom(json);
-  if ("segment" in json) return { k: "segment", id: json.segment };
+  if (Array.isArray(json.sequence)) {
+    const steps = json.sequence.map((step) =>
+      step && typeof step === "object" && typeof step.event === "string" ? stepFrom(step) : null,
+    );
+    if (steps.includes(null)) return { k: "raw", raw: json };
+    return { k: "sequence", steps, within: windowFrom(json.within) };
+  }
+  if ("segment" in json) {
+    const node = { k: "segment", id: json.segment };
+    if ("for_at_least" in json) node.tenure = json.for_at_least;
+    return node;
+  }
   return { k: "raw", raw: json };
+}
+
+function whereFrom(json) {
+  return (Array.isArray(json.where) ? json.where : []).map((item) => ({
+    k: "prop",
+    path: item && typeof item === "object" ? item.property : "",
+    ...comparisonFrom(item && typeof item === "object" ? item : {}),
+  }));
+}
+
+function stepFrom(json) {
+  const type = json.event in ACTIVITIES && json.event !== "custom" ? json.event : "custom";
+  return { type, event: json.event, where: whereFrom(json), whereKey: "where" in json };
+}
+
+function windowFrom(within) {
+  if (typeof within === "string") return { mode: "last", duration: within };
+  if (within && typeof within === "object") {
+    return { mode: "range", after: within.after, before: within.before };
+  }
+  return { mode: "any" };
 }
 
 function eventFrom(json) {
@@ -129,12 +176,13 @@ function eventFrom(json) {
       ...comparisonFrom(item && typeof item === "object" ? item : {}),
     })),
     whereKey: "where" in json,
-    within: { mode: "any" },
+    within: windowFrom(json.within),
     measure: { kind: "none" },
+    follow: null,
   };
-  if (typeof json.within === "string") node.within = { mode: "last", duration: json.within };
-  else if (json.within && typeof json.within === "object") {
-    node.within = { mode: "range", after: json.within.after, before: json.within.before };
+  const follow = json.not_followed_by;
+  if (follow && typeof follow === "object" && typeof follow.event === "string") {
+    node.follow = { ...stepFrom(follow), within: follow.within };
   }
   if (json.count && typeof json.count === "object") {
     node.measure = { kind: "count", op: json.count.op, value: json.count.value };
@@ -167,8 +215,16 @@ export function toJSON(node) {
       return comparisonJSON({ trait: node.path }, node);
     case "prop":
       return comparisonJSON({ property: node.path }, node);
-    case "segment":
-      return { segment: node.id || "" };
+    case "segment": {
+      const out = { segment: node.id || "" };
+      if (node.tenure !== undefined) out.for_at_least = node.tenure;
+      return out;
+    }
+    case "sequence": {
+      const out = { sequence: node.steps.map(stepJSON) };
+      windowJSON(out, node.within);
+      return out;
+    }
     case "raw":
       return node.raw;
     case "event":
@@ -178,15 +234,29 @@ export function toJSON(node) {
   }
 }
 
-function eventJSON(node) {
-  const out = { event: node.event };
-  if (node.where.length || node.whereKey) out.where = node.where.map(toJSON);
-  if (node.within.mode === "last") out.within = node.within.duration || "";
-  else if (node.within.mode === "range") {
+function stepJSON(step) {
+  const out = { event: step.event };
+  if (step.where.length || step.whereKey) out.where = step.where.map(toJSON);
+  return out;
+}
+
+function windowJSON(out, within) {
+  if (within.mode === "last") out.within = within.duration || "";
+  else if (within.mode === "range") {
     const window = {};
-    if (node.within.after) window.after = node.within.after;
-    if (node.within.before) window.before = node.within.before;
+    if (within.after) window.after = within.after;
+    if (within.before) window.before = within.before;
     out.within = window;
+  }
+}
+
+function eventJSON(node) {
+  const out = stepJSON(node);
+  windowJSON(out, node.within);
+  if (node.follow) {
+    // "then not … within": no measure (SPEC §4.4).
+    out.not_followed_by = { ...stepJSON(node.follow), within: node.follow.within ?? "" };
+    return out;
   }
   const measure = node.measure;
   if (measure.kind === "count") {
@@ -466,6 +536,7 @@ export class ConditionBuilder {
     if (kind === "trait") fresh = traitNode(key);
     else if (kind === "event") fresh = eventNode(key);
     else if (kind === "segment") fresh = { k: "segment", id: "" };
+    else if (kind === "sequence") fresh = sequenceNode();
     const uid = uidOf(node);
     for (const key of Object.keys(node)) delete node[key];
     Object.assign(node, fresh, { uid });
@@ -609,6 +680,7 @@ export class ConditionBuilder {
     if (node.k === "trait") value = `trait:${node.type}`;
     else if (node.k === "event") value = `event:${node.type}`;
     else if (node.k === "segment") value = "segment";
+    else if (node.k === "sequence") value = "sequence";
     const element = el(
       "select",
       {
@@ -626,6 +698,7 @@ export class ConditionBuilder {
         "optgroup",
         { label: "Customer activity" },
         events.map(([key, label]) => el("option", { value: key }, label)),
+        el("option", { value: "sequence" }, "Did several activities in order (a sequence)"),
       ),
       el(
         "optgroup",
@@ -651,6 +724,7 @@ export class ConditionBuilder {
     if (node.k === "trait") this.traitControls(ctx, row);
     else if (node.k === "event") box.append(this.eventControls(ctx, row));
     else if (node.k === "segment") this.segmentControls(ctx, row);
+    else if (node.k === "sequence") box.append(this.sequenceControls(ctx, row));
     else if (node.k === "raw") row.append(el("code", { text: JSON.stringify(node.raw) }));
     else row.append(el("span", { class: "hint", text: "Choose what to look at first." }));
     box.append(ctx.errors, this.actions(node, "condition"));
@@ -807,6 +881,9 @@ export class ConditionBuilder {
       case "duration":
         [element, first] = this.durationInputs(spec.id, label, spec.get(), changed);
         break;
+      case "days":
+        [element, first] = this.durationInputs(spec.id, label, spec.get(), changed, DAY_UNITS);
+        break;
       case "point": {
         const current = spec.get() && typeof spec.get() === "object" ? spec.get() : {};
         const inputs = ["lat", "lon", "km"].map((key) => number(`${spec.id}-${key}`, current[key]).input);
@@ -923,7 +1000,7 @@ export class ConditionBuilder {
     return [element, date];
   }
 
-  durationInputs(id, label, current, changed) {
+  durationInputs(id, label, current, changed, units = DURATION_UNITS) {
     const match = /^(\d+)([smhdw])$/.exec(typeof current === "string" ? current : "");
     const amount = el("input", {
       id,
@@ -933,7 +1010,9 @@ export class ConditionBuilder {
       class: "number",
       value: match ? match[1] : "",
     });
-    const unit = select(`${id}-unit`, DURATION_UNITS, match ? match[2] : "d", () => update());
+    const max = units === DAY_UNITS ? "366" : undefined;
+    if (max) amount.max = max;
+    const unit = select(`${id}-unit`, units, match ? match[2] : "d", () => update());
     const update = () => changed(amount.value === "" ? undefined : `${amount.value}${unit.value}`);
     amount.addEventListener("input", update);
     const element = el(
@@ -954,6 +1033,173 @@ export class ConditionBuilder {
     });
     row.append(field("Segment", input, { hidden: true }));
     this.register(ctx, "segment", input);
+    const tenure = el("input", {
+      id: idFor(node, "tenure"),
+      type: "checkbox",
+      onchange: (event) => {
+        if (event.target.checked) node.tenure = "30d";
+        else delete node.tenure;
+        this.restructured();
+      },
+    });
+    tenure.checked = node.tenure !== undefined;
+    row.append(el("span", { class: "field check" }, tenure, el("label", { for: tenure.id }, "for at least")));
+    if (node.tenure !== undefined) {
+      const [element, first] = this.durationInputs(idFor(node, "tenure-for"), "Member for at least", node.tenure, (value) => {
+        node.tenure = value;
+        this.edited();
+      });
+      row.append(element);
+      this.register(ctx, "for_at_least", first);
+    }
+  }
+
+  /** The event type of a step (or of "then not"): a select, and a name for a custom action. */
+  activityInputs(ctx, step, suffix, label) {
+    const choices = Object.entries(ACTIVITIES).map(([key, meta]) => [key, meta.label]);
+    const kind = select(idFor(step, `${suffix}-type`), choices, step.type, (value) => {
+      step.type = value;
+      step.event = value === "custom" ? "custom." : value;
+      this.restructured();
+    });
+    const parts = [field(label, kind, { hidden: true })];
+    if (step.type === "custom") {
+      const input = el("input", {
+        id: idFor(step, `${suffix}-custom`),
+        type: "text",
+        placeholder: "name, e.g. referred_friend",
+        value: step.event.startsWith("custom.") ? step.event.slice(7) : step.event,
+        autocomplete: "off",
+        oninput: (event) => {
+          step.event = `custom.${event.target.value}`;
+          this.edited();
+        },
+      });
+      parts.push(el("span", { class: "prefix", "aria-hidden": "true", text: "custom." }), field(`${label}: action name`, input, { hidden: true }));
+    }
+    this.register(ctx, suffix ? `${suffix}.event` : "event", kind);
+    return parts;
+  }
+
+  /** Property filters of a step, an event or a "then not" (paths under `path`). */
+  whereControls(step, path, label = "Add property filter") {
+    const activity = ACTIVITIES[step.type] || ACTIVITIES.custom;
+    const whereBox = el("div", { class: "where" });
+    step.where.forEach((item, index) => whereBox.append(this.renderProperty(step, item, `${path}.where[${index}]`, activity)));
+    whereBox.append(
+      button(label, () => {
+        const item = { k: "prop", path: "", op: "eq", value: undefined, vt: "text" };
+        step.where.push(item);
+        this.restructured(idFor(item, "path"));
+      }),
+    );
+    return whereBox;
+  }
+
+  /** A sequence: ordered steps, each an activity with its filters, and one window. */
+  sequenceControls(ctx, row) {
+    const node = ctx.node;
+    row.append(el("span", { class: "hint", text: "in this order:" }));
+    const details = el("div", { class: "event-details sequence" });
+    const list = el("ol", { class: "steps" });
+    node.steps.forEach((step, index) => {
+      const stepPath = `${ctx.path}.sequence[${index}]`;
+      const item = el("li", { class: "node step", "data-path": stepPath, role: "group", "aria-label": `Step ${index + 1}` });
+      const stepCtx = this.context(step, stepPath, item);
+      this.register(stepCtx, "", null);
+      const stepRow = el("div", { class: "leaf-row" }, el("span", { class: "hint", text: index === 0 ? "first" : "then" }));
+      stepRow.append(...this.activityInputs(stepCtx, step, "", `Step ${index + 1}`));
+      if (node.steps.length > 2) {
+        stepRow.append(
+          button(
+            `Remove step ${index + 1}`,
+            () => {
+              node.steps.splice(index, 1);
+              this.restructured(idFor(node, "add-step"));
+            },
+            { class: "small quiet" },
+          ),
+        );
+      }
+      item.append(stepRow, this.whereControls(step, stepPath), stepCtx.errors);
+      list.append(item);
+    });
+    details.append(list);
+    const add = button("Add step", () => {
+      const step = stepNode("order.purchased");
+      node.steps.push(step);
+      this.restructured(idFor(step, "-type"));
+    });
+    add.id = idFor(node, "add-step");
+    add.disabled = node.steps.length >= 10;
+    details.append(add);
+    this.register(ctx, "sequence", null);
+    details.append(this.windowControls(ctx, node));
+    return details;
+  }
+
+  /** "When": any time, in the last D, or between dates (of an event or a sequence). */
+  windowControls(ctx, node) {
+    const within = node.within;
+    const windowRow = el("div", { class: "detail-row" });
+    const windowSelect = select(idFor(node, "within"), WINDOWS, within.mode, (value) => {
+      node.within = value === "last" ? { mode: "last", duration: "30d" } : { mode: value };
+      this.restructured();
+    });
+    windowRow.append(field("When", windowSelect));
+    let windowInput = windowSelect;
+    if (within.mode === "last") {
+      const [element, first] = this.durationInputs(idFor(node, "within-last"), "In the last", within.duration, (value) => {
+        within.duration = value;
+        this.edited();
+      });
+      windowRow.append(element);
+      windowInput = first;
+    } else if (within.mode === "range") {
+      const [after, afterInput] = this.instantInputs(idFor(node, "after"), "From", within.after, (value) => {
+        within.after = value;
+        this.edited();
+      });
+      const [before, beforeInput] = this.instantInputs(idFor(node, "before"), "Until", within.before, (value) => {
+        within.before = value;
+        this.edited();
+      });
+      windowRow.append(el("span", { class: "hint", text: "from" }), after, el("span", { class: "hint", text: "until (not including)" }), before);
+      this.register(ctx, "within.after", afterInput);
+      this.register(ctx, "within.before", beforeInput);
+      windowInput = afterInput;
+    }
+    this.register(ctx, "within", windowInput);
+    return windowRow;
+  }
+
+  /** "Then not … within": the event that must not follow, its filters and how soon. */
+  followControls(ctx, node) {
+    const follow = node.follow;
+    const path = `${ctx.path}.not_followed_by`;
+    const box = el("div", { class: "node follow", "data-path": path, role: "group", "aria-label": "Then not" });
+    const followCtx = this.context(follow, path, box);
+    this.register(followCtx, "", null);
+    const followRow = el("div", { class: "leaf-row" }, el("span", { class: "hint", text: "then not" }));
+    followRow.append(...this.activityInputs(followCtx, follow, "", "Then not"));
+    const [element, first] = this.durationInputs(idFor(follow, "within"), "within", follow.within, (value) => {
+      follow.within = value;
+      this.edited();
+    });
+    followRow.append(el("span", { class: "hint", text: "within" }), element);
+    this.register(followCtx, "within", first);
+    followRow.append(
+      button(
+        "Remove “then not”",
+        () => {
+          node.follow = null;
+          this.restructured(idFor(node, "follow"));
+        },
+        { class: "small quiet" },
+      ),
+    );
+    box.append(followRow, this.whereControls(follow, path), followCtx.errors);
+    return box;
   }
 
   eventControls(ctx, row) {
@@ -979,9 +1225,10 @@ export class ConditionBuilder {
       this.register(ctx, "event", null);
     }
 
-    // How often / how much.
+    // How often / how much (none with "then not": SPEC §4.4).
     const measure = node.measure;
     const measureRow = el("div", { class: "detail-row" });
+    if (node.follow) measureRow.hidden = true;
     const measureSelect = select(idFor(node, "measure"), MEASURES, measure.kind, (value) => {
       if (value === "none") node.measure = { kind: "none" };
       else if (value === "count") node.measure = { kind: "count", op: "gte", value: 1 };
@@ -1044,49 +1291,22 @@ export class ConditionBuilder {
     details.append(measureRow);
 
     // When.
-    const within = node.within;
-    const windowRow = el("div", { class: "detail-row" });
-    const windowSelect = select(idFor(node, "within"), WINDOWS, within.mode, (value) => {
-      node.within = value === "last" ? { mode: "last", duration: "30d" } : { mode: value };
-      this.restructured();
-    });
-    windowRow.append(field("When", windowSelect));
-    let windowInput = windowSelect;
-    if (within.mode === "last") {
-      const [element, first] = this.durationInputs(idFor(node, "within-last"), "In the last", within.duration, (value) => {
-        within.duration = value;
-        this.edited();
-      });
-      windowRow.append(element);
-      windowInput = first;
-    } else if (within.mode === "range") {
-      const [after, afterInput] = this.instantInputs(idFor(node, "after"), "From", within.after, (value) => {
-        within.after = value;
-        this.edited();
-      });
-      const [before, beforeInput] = this.instantInputs(idFor(node, "before"), "Until", within.before, (value) => {
-        within.before = value;
-        this.edited();
-      });
-      windowRow.append(el("span", { class: "hint", text: "from" }), after, el("span", { class: "hint", text: "until (not including)" }), before);
-      this.register(ctx, "within.after", afterInput);
-      this.register(ctx, "within.before", beforeInput);
-      windowInput = afterInput;
-    }
-    this.register(ctx, "within", windowInput);
-    details.append(windowRow);
+    details.append(this.windowControls(ctx, node));
 
     // Where: property conditions on the events.
-    const whereBox = el("div", { class: "where" });
-    node.where.forEach((item, index) => whereBox.append(this.renderProperty(node, item, `${ctx.path}.where[${index}]`, activity)));
-    whereBox.append(
-      button("Add property filter", () => {
-        const item = { k: "prop", path: "", op: "eq", value: undefined, vt: "text" };
-        node.where.push(item);
-        this.restructured(idFor(item, "path"));
-      }),
-    );
-    details.append(whereBox);
+    details.append(this.whereControls(node, ctx.path));
+
+    // Then not … within (abandoned cart).
+    if (node.follow) details.append(this.followControls(ctx, node));
+    else {
+      const add = button("Then not… (did not follow within)", () => {
+        node.follow = followNode();
+        node.measure = { kind: "none" };
+        this.restructured(idFor(node.follow, "-type"));
+      });
+      add.id = idFor(node, "follow");
+      details.append(add);
+    }
     return details;
   }
 

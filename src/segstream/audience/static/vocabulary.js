@@ -21,6 +21,11 @@ export const OPERATORS = {
   within_last: { label: "is within the last", shape: "duration" },
   more_than_ago: { label: "is longer ago than", shape: "duration" },
   near: { label: "is near", shape: "point" },
+  // v1.2 (SPEC §4.4)
+  within_next: { label: "is within the next", shape: "duration" },
+  anniversary_within_next: { label: "has an anniversary in the next", shape: "days" },
+  anniversary_within_last: { label: "had an anniversary in the last", shape: "days" },
+  matches: { label: "matches the pattern", shape: "text" },
 };
 
 /** Operators of a count or an aggregate (sum, avg, min, max). */
@@ -35,14 +40,27 @@ export const TEXT_OPERATORS = new Set([
   "contains",
   "starts_with",
   "ends_with",
+  "matches",
 ]);
 
 /** Which operators fit which kind of value. `any` offers every operator. */
 export const KIND_OPERATORS = {
-  text: ["eq", "neq", "in", "not_in", "contains", "starts_with", "ends_with", "exists", "not_exists"],
+  text: ["eq", "neq", "in", "not_in", "contains", "starts_with", "ends_with", "matches", "exists", "not_exists"],
   enum: ["eq", "neq", "in", "not_in", "exists", "not_exists"],
   number: ["eq", "neq", "gt", "gte", "lt", "lte", "between", "in", "not_in", "exists", "not_exists"],
-  date: ["before", "after", "within_last", "more_than_ago", "eq", "neq", "exists", "not_exists"],
+  date: [
+    "before",
+    "after",
+    "within_last",
+    "more_than_ago",
+    "within_next",
+    "anniversary_within_next",
+    "anniversary_within_last",
+    "eq",
+    "neq",
+    "exists",
+    "not_exists",
+  ],
   place: ["near", "exists", "not_exists"],
   any: Object.keys(OPERATORS),
 };
@@ -188,6 +206,12 @@ export const DURATION_UNITS = [
   ["h", "hours"],
   ["m", "minutes"],
   ["s", "seconds"],
+];
+
+/** Units of an anniversary period (1 to 366 days, SPEC §4.4). */
+export const DAY_UNITS = [
+  ["d", "days"],
+  ["w", "weeks"],
 ];
 
 export const VALUE_TYPES = [

@@ -101,7 +101,7 @@ def test_every_v12_construct_loads_saves_and_is_built_from_the_controls(
     expect(follow.get_by_label("within: unit")).to_have_value("h")
     expect(node(page, "condition.and[1]").get_by_label("How often or how much")).to_be_hidden()
     tenure = row(page, "condition.and[2]")
-    expect(tenure.get_by_label("for at least")).to_be_checked()
+    expect(tenure.get_by_label("for at least", exact=True)).to_be_checked()
     expect(tenure.get_by_label("Member for at least: how many")).to_have_value("30")
     expect(row(page, "condition.and[4]").get_by_label("Operator")).to_have_value(
         "anniversary_within_next"
@@ -155,7 +155,7 @@ def test_every_v12_construct_loads_saves_and_is_built_from_the_controls(
     choose_type(page, "condition.and[12]", "segment")
     member = row(page, "condition.and[12]")
     member.get_by_label("Segment").select_option("v12-base")
-    member.get_by_label("for at least").check()
+    member.get_by_label("for at least", exact=True).check()
     member.get_by_label("Member for at least: how many").fill("90")
     action(page, "condition.and[12]", "And").click()
     choose_type(page, "condition.and[13]", "trait:birthdate")

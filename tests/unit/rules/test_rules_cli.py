@@ -134,3 +134,38 @@ def test_explain_reports_invalid_definitions_and_fails(tmp_path: Path) -> None:
     assert code == 1
     assert [json.loads(line)["id"] for line in out] == ["b"]
     assert "a: condition.segment: there is no segment 'nope'" in err
+
+
+def test_explain_v12_constructs(tmp_path: Path) -> None:
+    # SPEC §4.4: every step's type and TYPE_B are events; the for_at_least reference is a
+    # segment; each construct below is time dependent, and an absolute sequence window or
+    # `matches` alone is not.
+    funnel = {
+        "sequence": [{"event": "product.viewed"}, {"event": "cart.added"}],
+        "within": "7d",
+    }
+    definitions = [
+        seg("funnel", funnel),
+        seg("dated", {**funnel, "within": {"after": "2026-01-01"}}),
+        seg(
+            "abandoned",
+            {
+                "event": "cart.added",
+                "not_followed_by": {"event": "order.purchased", "within": "1h"},
+            },
+        ),
+        seg("plain", EXISTS),
+        seg("loyal", {"segment": "plain", "for_at_least": "30d"}),
+        seg("renewing", {"trait": "renewal", "op": "within_next", "value": "14d"}),
+        seg("birthday", {"trait": "birthdate", "op": "anniversary_within_next", "value": "7d"}),
+        seg("gmail", {"trait": "email", "op": "matches", "value": "@gmail\\.com$"}),
+        seg("follows-loyal", {"segment": "loyal"}),
+    ]
+    code, out, _ = run(tmp_path, "explain", definitions)
+    assert code == 0
+    lines = {line["id"]: line for line in map(json.loads, out)}
+    assert lines["funnel"]["events"] == ["cart.added", "product.viewed"]
+    assert lines["abandoned"]["events"] == ["cart.added", "order.purchased"]
+    assert lines["loyal"]["segments"] == ["plain"]
+    timed = {sid for sid, line in lines.items() if line["time_dependent"]}
+    assert timed == {"funnel", "abandoned", "loyal", "renewing", "birthday", "follows-loyal"}

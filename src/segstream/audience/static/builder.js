@@ -698,7 +698,7 @@ export class ConditionBuilder {
         "optgroup",
         { label: "Customer activity" },
         events.map(([key, label]) => el("option", { value: key }, label)),
-        el("option", { value: "sequence" }, "Did several activities in order (a sequence)"),
+        el("option", { value: "sequence" }, "Activities in order (a sequence)"),
       ),
       el(
         "optgroup",
@@ -1104,7 +1104,7 @@ export class ConditionBuilder {
     const list = el("ol", { class: "steps" });
     node.steps.forEach((step, index) => {
       const stepPath = `${ctx.path}.sequence[${index}]`;
-      const item = el("li", { class: "node step", "data-path": stepPath, role: "group", "aria-label": `Step ${index + 1}` });
+      const item = el("li", { class: "node step", "data-path": stepPath, role: "group", "aria-label": `Sequence step ${index + 1}` });
       const stepCtx = this.context(step, stepPath, item);
       this.register(stepCtx, "", null);
       const stepRow = el("div", { class: "leaf-row" }, el("span", { class: "hint", text: index === 0 ? "first" : "then" }));

@@ -328,9 +328,7 @@ def _sequence_holds(condition: dict[str, Any], ctx: EvaluationContext) -> bool:
     def chain(i: int, after: StoredEvent | None) -> bool:
         if i == len(selected):
             return True
-        return any(
-            (after is None or _before(after, e)) and chain(i + 1, e) for e in selected[i]
-        )
+        return any((after is None or _before(after, e)) and chain(i + 1, e) for e in selected[i])
 
     return chain(0, None)
 

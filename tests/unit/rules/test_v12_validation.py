@@ -29,6 +29,7 @@ def _model_accepts(raw: object) -> bool:
         return False
     return True
 
+
 CART_ABANDONED = {
     "event": "cart.added",
     "within": "7d",

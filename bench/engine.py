@@ -158,6 +158,13 @@ def main() -> None:
     parser.add_argument("--naive-segments", type=int, default=100)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--v12-share", type=float, default=0.2)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds over every segment count (interleaved); each count keeps its best round, "
+        "which on a shared machine is the one least disturbed",
+    )
     args = parser.parse_args()
     counts = [int(k) for k in args.segments.split(",") if k]
     cli_counts = [int(k) for k in args.cli_segments.split(",") if k]
@@ -176,12 +183,16 @@ def main() -> None:
         lines = summary.events_path.read_bytes().splitlines()
         all_definitions = orjson.loads(summary.segments_path.read_bytes())
 
-        results = []
-        for k in counts:
-            chosen = mix(all_definitions, k, args.v12_share)
-            results.append(engine_run(chosen, lines))
-            results[-1]["v1.2_segments"] = sum(uses_v12(d["condition"]) for d in chosen)
-            print(f"engine {k:>6} segments: {results[-1]['events_per_s']:>8} events/s", flush=True)
+        best: dict[int, dict[str, Any]] = {}
+        for _ in range(args.repeat):
+            for k in counts:
+                chosen = mix(all_definitions, k, args.v12_share)
+                run = engine_run(chosen, lines)
+                run["v1.2_segments"] = sum(uses_v12(d["condition"]) for d in chosen)
+                print(f"engine {k:>6} segments: {run['events_per_s']:>8} events/s", flush=True)
+                if k not in best or run["events_per_s"] > best[k]["events_per_s"]:
+                    best[k] = run
+        results = [best[k] for k in counts]
         base = results[0]["events_per_s"] if results and results[0]["segments"] == 0 else None
         for r in results:
             r["ratio_to_0"] = round(r["events_per_s"] / base, 3) if base else None

@@ -135,11 +135,6 @@ class SegmentEngine:
                         trait_leaves |= registry.trait_leaves(parts, before, after)
                     if parts in registry.guard_paths:
                         guards_moved = True
-        event_leaves: set[HistoryLeaf] = set()
-        if event.type != "profile.updated":
-            state.drop_expired(now - retention)
-            if event.at > now - retention:
-                event_leaves = self._selecting(event.type, event.properties)
         # Evaluate only the leaves some segment could change through: a segment whose
         # guards the profile fails (with its new traits) and that it is not a member of is
         # false before and after. Most trait leaves of a new profile fall away here.
@@ -148,6 +143,12 @@ class SegmentEngine:
         else:
             reach = self._reach(pid, new_traits)
         members = state.members
+        event_leaves: set[HistoryLeaf] = set()
+        if event.type != "profile.updated":
+            state.drop_expired(now - retention)
+            if event.at > now - retention:
+                # Unused leaves first out: their `where` is not worth testing.
+                event_leaves = self._selecting(event.type, event.properties, used=(reach, members))
         counted: list[HistoryLeaf] = []
         trait_used = registry.used_leaves(trait_leaves, reach, members)
         event_used = registry.used_leaves(event_leaves, reach, members)
@@ -187,7 +188,6 @@ class SegmentEngine:
             if event_used:
                 self._schedule_event(state, stored, event_used, now)
             for event_leaf in counted:
-                assert isinstance(event_leaf, EventLeaf)
                 was, truth = event_leaf.truths_around(stored, ctx)
                 ctx.memo[event_leaf] = truth
                 if truth != was:
@@ -310,11 +310,15 @@ class SegmentEngine:
         properties: Mapping[str, Any],
         timed: StoredEvent | None = None,
         due: int = 0,
+        used: tuple[AbstractSet[str], Collection[str]] | None = None,
     ) -> set[HistoryLeaf]:
         """Leaves whose time-independent `where` selects an event (and, for a timer on a
-        stored event, whose view of it changes at `due`)."""
+        stored event, whose view of it changes at `due`); with `used` (reach, members), only
+        those some segment could change through (`used_leaves`)."""
         seen: dict[tuple[str, ...], list[Any]] = {}
-        leaves = self.registry.event_leaves(event_type, properties)
+        leaves: Iterable[HistoryLeaf] = self.registry.event_leaves(event_type, properties)
+        if used is not None:
+            leaves = self.registry.used_leaves(leaves, *used)
         if timed is not None:
             retention = self.retention
             leaves = {leaf for leaf in leaves if leaf.changes_at(timed, due, retention)}

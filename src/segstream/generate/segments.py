@@ -570,11 +570,15 @@ class SegmentFactory:
     # -- v1.2 (SPEC §4.4) -----------------------------------------------------------------
     def abandoned_cart(self) -> tuple[str, Condition]:
         product, hours = self._product(), self.rng.choice((1, 2, 24))
-        return f"Added {product} to the cart, then no purchase within {hours}h (7d)", {
+        return f"Added {product} to the cart, then did not buy it within {hours}h (7d)", {
             "event": "cart.added",
             "where": [_where("product_id", "eq", product)],
             "within": "7d",
-            "not_followed_by": {"event": "order.purchased", "within": f"{hours}h"},
+            "not_followed_by": {
+                "event": "order.purchased",
+                "where": [_where("products.product_id", "eq", product)],
+                "within": f"{hours}h",
+            },
         }
 
     def funnel(self) -> tuple[str, Condition]:
@@ -583,7 +587,10 @@ class SegmentFactory:
             "sequence": [
                 {"event": "product.viewed", "where": [_where("product_id", "eq", product)]},
                 {"event": "cart.added", "where": [_where("product_id", "eq", product)]},
-                {"event": "order.purchased"},
+                {
+                    "event": "order.purchased",
+                    "where": [_where("products.product_id", "eq", product)],
+                },
             ],
             "within": days,
         }
@@ -621,11 +628,17 @@ class SegmentFactory:
         first, second = self.rng.sample(self.catalogue.campaigns, 2)
         days = self._days(7, 30)
         pattern = f"/promo/({first.slug}|{second.slug})[?/]"
-        return f"Clicked {first.slug} or {second.slug} links in {days}", _event(
-            "link.clicked",
-            where=[_where("url", "matches", pattern, ignore_case=self.rng.random() < 0.5)],
-            within=days,
-        )
+        country = self._country()
+        return f"Clicked {first.slug} or {second.slug} links in {days} ({country})", {
+            "and": [
+                _trait("location.country", "eq", country),
+                _event(
+                    "link.clicked",
+                    where=[_where("url", "matches", pattern, ignore_case=self.rng.random() < 0.5)],
+                    within=days,
+                ),
+            ]
+        }
 
     def loyal_members(self) -> tuple[str, Condition] | None:
         target = self._reference()

@@ -385,8 +385,12 @@ class HistoryLeaf(Leaf):
 
     __slots__ = ()
 
-    #: The leaf's truth after one more event is known from one scan (`truths_around`).
+    #: The leaf's truth before and after one more event is decided by `truths_around`.
     counted: bool = False
+
+    def truths_around(self, added: StoredEvent, ctx: EvaluationContext) -> tuple[bool, bool]:
+        """The leaf's truth without and with `added`, the event just put in the history."""
+        raise NotImplementedError
 
     @property
     def event_types(self) -> tuple[str, ...]:
@@ -508,7 +512,8 @@ class EventLeaf(HistoryLeaf):
             if within.get("before") is not None:
                 self.before = parse_instant(within["before"])
         self.measure = _measure_of(node)
-        self.counted = self.follow is None and self.measure.kind == "count"
+        # Decided around a new event in one go (`truths_around`): counts and "not followed".
+        self.counted = self.follow is not None or self.measure.kind == "count"
 
     @property
     def static_key(self) -> bytes:
@@ -583,7 +588,7 @@ class EventLeaf(HistoryLeaf):
         """Which way the leaf can move at `due`, a change instant of `event`: RISES, FALLS
         or both. An event entering or leaving the window of a count with an order
         comparison moves the count one way only; anything else may go either way."""
-        if self.time_where or not self.counted:
+        if self.time_where or self.follow is not None or self.measure.kind != "count":
             return RISES | FALLS
         grows = due == event.at  # otherwise the event leaves the window or the retention
         op = self.measure.op
@@ -616,10 +621,8 @@ class EventLeaf(HistoryLeaf):
             at = e.at
             if (high is not None and at > high) or (before is not None and at >= before):
                 break
-            if where:
-                props = e.properties
-                if not all(w.pred(terminals(props, w.parts), now) for w in where):
-                    continue
+            if where and not _holds(where, e, now):
+                continue
             yield e
 
     def counts(self, event: StoredEvent, ctx: EvaluationContext) -> bool:
@@ -638,30 +641,19 @@ class EventLeaf(HistoryLeaf):
         props = event.properties
         return all(w.pred(terminals(props, w.parts), now) for w in self.where)
 
-    def truths_around(self, added: StoredEvent, ctx: EvaluationContext) -> tuple[bool, bool]:
-        """A count leaf's truth without and with `added`, the event just put in the history:
-        one scan, since the event adds one to the count or nothing. (Taking an event for
-        counted when it is not could only report a change that is not one: an extra
-        evaluation, never a missed one.)"""
-        m = self.measure
-        limit = m.cap + 1  # a count stopped here stays past the cap without the event
-        n = 0
-        if n < limit:
-            for _ in self._selected(ctx):
-                n += 1
-                if n >= limit:
-                    break
-        before = n - 1 if n and self.counts(added, ctx) else n
-        return m.compare(before), m.compare(n)
-
-    def first_after(self, ctx: EvaluationContext, at: int, order: int) -> StoredEvent | None:
-        """The first event this leaf selects now that comes after (at, order) in event order."""
+    def first_after(
+        self, ctx: EvaluationContext, at: int, order: int, skip: StoredEvent | None = None
+    ) -> StoredEvent | None:
+        """The first event this leaf selects now that comes after (at, order) in event order
+        (`skip`: as if that stored event were not there)."""
         for e in self._selected(ctx, at):
-            if e.at > at or e.order > order:
+            if (e.at > at or e.order > order) and e is not skip:
                 return e
         return None
 
-    def _followed(self, ctx: EvaluationContext, first: StoredEvent) -> bool:
+    def _followed(
+        self, ctx: EvaluationContext, first: StoredEvent, skip: StoredEvent | None
+    ) -> bool:
         """True when a stored event of `not_followed_by` comes after `first` within D."""
         follow = self.follow
         assert follow is not None
@@ -675,21 +667,48 @@ class EventLeaf(HistoryLeaf):
             b = history[i]
             if b.at > end:
                 break
-            if (b.at > at or b.order > order) and _holds(follow.where, b, now):
+            if (b.at > at or b.order > order) and b is not skip and _holds(follow.where, b, now):
                 return True
         return False
 
-    def evaluate(self, ctx: EvaluationContext) -> bool:
+    def _not_followed(self, ctx: EvaluationContext, skip: StoredEvent | None = None) -> bool:
+        """Some selected `a` whose D has passed with no `b` after it (SPEC §4.4)."""
         follow = self.follow
-        if follow is not None:
-            # Some selected `a` whose D has passed with no `b` after it (SPEC §4.4).
-            latest = ctx.now - follow.span
-            for a in self._selected(ctx):
-                if a.at > latest:
+        assert follow is not None
+        latest = ctx.now - follow.span
+        for a in self._selected(ctx):
+            if a.at > latest:
+                break
+            if a is not skip and not self._followed(ctx, a, skip):
+                return True
+        return False
+
+    def truths_around(self, added: StoredEvent, ctx: EvaluationContext) -> tuple[bool, bool]:
+        """The leaf's truth without and with `added`, the event just put in the history.
+
+        A count: one scan, since the event adds one to the count or nothing. (Taking an event
+        for counted when it is not could only report a change that is not one: an extra
+        evaluation, never a missed one.) `not_followed_by`: an event only of the following
+        type can only cancel first events, so without a true `before` nothing changes."""
+        if self.follow is not None:
+            was = self._not_followed(ctx, added)
+            if not was and added.type != self.event_type:
+                return False, False
+            return was, self._not_followed(ctx)
+        m = self.measure
+        limit = m.cap + 1  # a count stopped here stays past the cap without the event
+        n = 0
+        if n < limit:
+            for _ in self._selected(ctx):
+                n += 1
+                if n >= limit:
                     break
-                if not self._followed(ctx, a):
-                    return True
-            return False
+        before = n - 1 if n and self.counts(added, ctx) else n
+        return m.compare(before), m.compare(n)
+
+    def evaluate(self, ctx: EvaluationContext) -> bool:
+        if self.follow is not None:
+            return self._not_followed(ctx)
         m = self.measure
         if m.kind == "count":
             n = 0
@@ -804,14 +823,22 @@ class SequenceLeaf(HistoryLeaf):
             if step.event_type == event.type:
                 yield from step.change_instants(event, retention)
 
-    def evaluate(self, ctx: EvaluationContext) -> bool:
+    counted = True
+
+    def evaluate(self, ctx: EvaluationContext, skip: StoredEvent | None = None) -> bool:
         at, order = ctx.now - ctx.retention, -1  # before every stored event
         for step in self.steps:
-            found = step.first_after(ctx, at, order)
+            found = step.first_after(ctx, at, order, skip)
             if found is None:
                 return False
             at, order = found.at, found.order
         return True
+
+    def truths_around(self, added: StoredEvent, ctx: EvaluationContext) -> tuple[bool, bool]:
+        """The truth without and with `added`: more events never break a sequence, so a
+        false one was false without it too."""
+        truth = self.evaluate(ctx)
+        return (self.evaluate(ctx, added) if truth else False), truth
 
 
 def _measure_of(node: Mapping[str, Any]) -> _Measure:

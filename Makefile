@@ -22,7 +22,7 @@ help:
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,faust]'
 	@touch $@
 
 venv: $(STAMP)
@@ -31,7 +31,7 @@ venv: $(STAMP)
 constraints:
 	rm -rf .venv-constraints
 	$(PYTHON) -m venv .venv-constraints
-	.venv-constraints/bin/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	.venv-constraints/bin/python -m pip install -q --disable-pip-version-check -e '.[dev,faust]'
 	{ sed -n '1,3p' constraints.txt; .venv-constraints/bin/pip freeze --exclude-editable | sort -f; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 	rm -rf .venv-constraints

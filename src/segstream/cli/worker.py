@@ -15,7 +15,15 @@ __all__ = ["worker"]
     is_flag=True,
     help="Create the topics (SPEC §2 and the internal ones) if missing, and exit.",
 )
-def worker(create_topics_only: bool) -> None:
+@click.option(
+    "--runtime",
+    type=click.Choice(["native", "faust"]),
+    default="native",
+    show_default=True,
+    help="native: the aiokafka worker (exactly once). faust: Faust agents and tables "
+    "(extra segstream[faust]; at least once, docs/faust.md).",
+)
+def worker(create_topics_only: bool, runtime: str) -> None:
     """Run the stream worker (settings from SEGSTREAM_* environment variables)."""
     from segstream.app.logs import configure_logging
     from segstream.app.migrate import check_migrated
@@ -28,6 +36,9 @@ def worker(create_topics_only: bool) -> None:
     )
     from segstream.cli.segments import kafka_errors
 
+    if runtime == "faust":
+        _faust_worker(create_topics_only)
+        return
     try:
         settings = WorkerSettings.from_env()
     except SettingsError as exc:
@@ -62,3 +73,45 @@ def worker(create_topics_only: bool) -> None:
             asyncio.run(worker_.run(web))
         else:
             uvloop.run(worker_.run(web))
+
+
+def _faust_worker(create_topics_only: bool) -> None:
+    """`segstream worker --runtime faust` (segstream.faust_runtime)."""
+    from segstream.app.settings import SettingsError
+    from segstream.app.topics import (
+        create_topics,
+        ensure_message_limits,
+        message_limits,
+        topic_specs,
+    )
+    from segstream.cli.segments import kafka_errors
+
+    try:
+        from segstream.faust_runtime.runner import create_faust_topics, run_faust_worker
+        from segstream.faust_runtime.settings import FaustSettings
+    except ImportError as exc:
+        raise click.UsageError(
+            f"the Faust runtime needs the extra: pip install 'segstream[faust]' ({exc})"
+        ) from exc
+    try:
+        settings = FaustSettings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    worker_settings = settings.worker
+    with kafka_errors(worker_settings):
+        created = asyncio.run(
+            create_topics(
+                worker_settings.client_kwargs(),
+                topic_specs(worker_settings),
+                worker_settings.replication_factor,
+            )
+        )
+        created += create_faust_topics(settings)
+        for name in created:
+            click.echo(f"created topic {name}", err=True)
+        asyncio.run(
+            ensure_message_limits(worker_settings.client_kwargs(), message_limits(worker_settings))
+        )
+    if create_topics_only:
+        return
+    run_faust_worker(settings)

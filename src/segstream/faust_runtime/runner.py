@@ -1,0 +1,43 @@
+"""Runs the Faust app as a worker process until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+
+from segstream.app.topics import TopicSpec, create_topics
+from segstream.faust_runtime.settings import FaustSettings
+
+__all__ = ["control_topic_spec", "create_faust_topics", "run_faust_worker"]
+
+
+def control_topic_spec(settings: FaustSettings) -> TopicSpec:
+    """The control topic: ticks and segment control records, co-partitioned with the inputs.
+    Ticks are useless once consumed, and segment versions are also kept in the meta table."""
+    return TopicSpec(
+        settings.control_topic,
+        settings.worker.input_partitions,
+        {"retention.ms": str(24 * 3600 * 1000)},
+    )
+
+
+def create_faust_topics(settings: FaustSettings) -> list[str]:
+    """Create the runtime's own topic (Faust creates its table changelogs itself)."""
+    return asyncio.run(
+        create_topics(
+            settings.worker.client_kwargs(),
+            [control_topic_spec(settings)],
+            settings.worker.replication_factor,
+        )
+    )
+
+
+def run_faust_worker(settings: FaustSettings) -> None:
+    """Build the app and run it as a Faust worker (exits when the worker stops)."""
+    import faust
+
+    from segstream.faust_runtime.runtime import FaustRuntime
+
+    settings.worker.store_dir.mkdir(parents=True, exist_ok=True)
+    runtime = FaustRuntime(settings)
+    worker = faust.Worker(runtime.app, loglevel=settings.worker.log_level.upper(), quiet=True)
+    worker.execute_from_commandline()

@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KAFKA := deploy/kafka-local/kafka.sh
 
-.PHONY: help venv constraints run test lint unit integration chaos bench ops-tools browser-tools kcat-tools kafka-start kafka-stop kafka-status kafka-fetch clean
+.PHONY: help venv constraints run test lint unit integration chaos bench faust-check ops-tools browser-tools kcat-tools kafka-start kafka-stop kafka-status kafka-fetch clean
 
 help:
 	@echo "make run          local Kafka broker, worker, demo segments and a live stream (Ctrl-C stops all)"
@@ -19,6 +19,7 @@ help:
 	@echo "make integration  tests marked kafka (the fixture starts a broker)"
 	@echo "make kafka-start | kafka-stop | kafka-status   the local broker on 127.0.0.1:9092"
 	@echo "make bench        end-to-end Kafka benchmark at full size (~20 min; BENCH_ARGS to scale down)"
+	@echo "make faust-check  native vs Faust runtime in one run (docs/runtimes.md; ~6 min reduced)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -77,6 +78,12 @@ chaos: $(STAMP)
 # e.g. BENCH_ARGS="--profiles 20000 --events 200000 --backfill-profiles 200000 --backfill-events 400000".
 bench: $(STAMP)
 	$(BIN)/python bench/e2e.py $(BENCH_ARGS)
+
+# Native runtime vs Faust runtime on a broker of its own (docs/runtimes.md): bulk throughput,
+# latency at 1,250 events/s, restore, kill -9 twice; RUNTIMES_ARGS passes flags (sizes).
+# The Faust runtime's tests on the broker run in `make test` (tests/integration/test_faust_runtime.py).
+faust-check: $(STAMP)
+	$(BIN)/python bench/runtimes.py $(RUNTIMES_ARGS)
 
 kafka-start:
 	$(KAFKA) start

@@ -120,9 +120,13 @@ class FaustPartition:
         metrics: WorkerMetrics,
         tables: PartitionTables,
         control_topic: str,
+        skipped: set[str] | None = None,
     ) -> None:
         self.partition = partition
         self.control_topic = control_topic
+        #: Profiles whose timer or backfill step raised: no timers, backfills pass them over
+        #: (kept by the caller across reloads, as the native worker keeps them per task).
+        self.skipped: set[str] = skipped if skipped is not None else set()
         self.settings = settings
         self.metrics = metrics
         self.tables = tables
@@ -168,7 +172,8 @@ class FaustPartition:
         members: dict[str, int] = {}
         for profile_id, raw in self.tables.profile_items():
             state = decode_profile(raw)
-            due.set(profile_id, state.next_due)
+            if profile_id not in self.skipped:
+                due.set(profile_id, state.next_due)
             for sid in state.members:
                 members[sid] = members.get(sid, 0) + 1
         self.registry, self.jobs, self.due, self.members = registry, jobs, due, members
@@ -186,7 +191,9 @@ class FaustPartition:
         """Run the engine on one record of this partition (see the module docstring).
 
         Due timers fire first, as in the native worker. The in-memory state moves on at once;
-        if the caller cannot complete the step it must drop this object (and load anew).
+        if this raises, or the caller cannot complete the step, the caller must drop this
+        object (and load anew). A `ProfileProcessingError` names a profile whose timer or
+        backfill step failed: the caller adds it to `skipped` and handles the record again.
         """
         collector = RecordCollector(self.settings.topics, self.partition, self.metrics)
         step = Step(collector)
@@ -250,7 +257,9 @@ class FaustPartition:
         while self.jobs and left > 0:
             batch = min(left, BACKFILL_STEP)
             changes.extend(
-                self.jobs.advance(engine, self.tables.profile_ids_after, batch, self.now)
+                self.jobs.advance(
+                    engine, self.tables.profile_ids_after, batch, self.now, self.skipped
+                )
             )
             left -= batch
             if time.monotonic() >= stop:

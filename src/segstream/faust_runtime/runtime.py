@@ -34,7 +34,7 @@ from segstream.app.collector import SendRejected
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.status_publisher import STATUS_INTERVAL_S
 from segstream.app.web import HealthWeb
-from segstream.errors import InvalidRecord
+from segstream.errors import InvalidRecord, ProfileProcessingError
 from segstream.faust_runtime.partition import TICK_KEY, FaustPartition, Step
 from segstream.faust_runtime.settings import FaustSettings
 from segstream.schemas.jsontext import dumps
@@ -126,6 +126,8 @@ class FaustRuntime:
         worker = settings.worker
         self.metrics = metrics or WorkerMetrics()
         self.partitions: dict[int, FaustPartition] = {}
+        #: Per partition, profiles whose timer or backfill step raised (see `_process`).
+        self.skipped: dict[int, set[str]] = {}
         self.catalogue = SegmentCatalogue(worker, self.metrics)
         self.producer: Any = None
         self._producer_lock = asyncio.Lock()
@@ -216,31 +218,52 @@ class FaustRuntime:
     async def _process(self, record: _Record) -> None:
         started = time.monotonic()
         tables = _Tables(self, record.partition)
-        part = self.partitions.get(record.partition)
-        try:
-            if part is None:
-                part = FaustPartition(
-                    record.partition,
-                    self.settings.worker,
-                    self.metrics,
-                    tables,
-                    self.settings.control_topic,
-                )
-                self.partitions[record.partition] = part
-            step = part.handle(record.topic, record)
-        except Exception as exc:
-            # The record (or the partition's state) is at fault: the in-memory state may be
-            # half changed, so it is loaded anew from the tables for the next record.
-            self.partitions.pop(record.partition, None)
-            step = self._failed(record, exc)
-            part = None
+        step, part = self._handle(record, tables)
         await self._deliver(step)
+        # Only now, with every output record acknowledged: the state that marks the record
+        # seen (local RocksDB, then the changelog record Faust sends for it).
         tables.write(step.profiles, step.meta)
         if part is not None:
             part.committed(step)
         else:
             step.collector.committed()
         self.metrics.batch(time.monotonic() - started)
+
+    def _handle(self, record: _Record, tables: _Tables) -> tuple[Step, FaustPartition | None]:
+        skipped = self.skipped.setdefault(record.partition, set())
+        for _attempt in range(3):
+            part = self.partitions.get(record.partition)
+            try:
+                if part is None:
+                    part = FaustPartition(
+                        record.partition,
+                        self.settings.worker,
+                        self.metrics,
+                        tables,
+                        self.settings.control_topic,
+                        skipped,
+                    )
+                    self.partitions[record.partition] = part
+                return part.handle(record.topic, record), part
+            except ProfileProcessingError as error:
+                # A timer or backfill step of one profile raised: nothing of the step was
+                # written; drop that profile's timers, pass it over in backfills, go again.
+                self.partitions.pop(record.partition, None)
+                skipped.add(error.profile_id)
+                self.metrics.profile_step_failed(error.step)
+                log.error(
+                    "partition %d: %s dropped for one profile (%s)",
+                    record.partition,
+                    error.step,
+                    error,
+                )
+            except Exception as exc:
+                # The record (or the partition's state) is at fault: the in-memory state may
+                # be half changed, so it is loaded anew from the tables for the next record.
+                self.partitions.pop(record.partition, None)
+                return self._failed(record, exc), None
+        self.partitions.pop(record.partition, None)
+        return self._failed(record, RuntimeError("timer or backfill steps kept failing")), None
 
     def _failed(self, record: _Record, exc: Exception) -> Step:
         from segstream.app.collector import RecordCollector

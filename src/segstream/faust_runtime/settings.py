@@ -29,6 +29,13 @@ class FaustSettings:
         """Read `SEGSTREAM_*` (as the native worker does) and `SEGSTREAM_FAUST_*`."""
         env = os.environ if environ is None else environ
         worker = WorkerSettings.from_env(env)
+        if worker.security.protocol != "PLAINTEXT":
+            # Faust's own clients would need its broker_credentials wired up (not done): a
+            # worker that reads with credentials and writes without would be half secured.
+            raise SettingsError(
+                "the Faust runtime speaks PLAINTEXT only (SEGSTREAM_SECURITY_PROTOCOL is "
+                f"{worker.security.protocol}); use the native runtime (docs/faust.md)"
+            )
         prefix = env.get("SEGSTREAM_TOPIC_PREFIX", "segstream")
         text = env.get("SEGSTREAM_FAUST_COMMIT_INTERVAL_S", "1")
         try:

@@ -7,8 +7,9 @@ For each runtime (`segstream worker` and `segstream worker --runtime faust`), on
 own, with the same generated workload and segments:
  1. bulk throughput: one worker, segments applied, the input produced as fast as possible;
     timed from the first committed offset to the group's committed offsets at the end;
- 2. latency: live events at `--rate` (1,250/s) for `--latency-seconds`; SPEC §6 latency of
-    event-caused membership records (receipt minus the input's Kafka timestamp);
+ 2. latency: live events at `--rate` (1,250/s) for `--latency-seconds`, then at `--own-share`
+    (half) of the runtime's own bulk rate; SPEC §6 latency of event-caused membership
+    records (receipt minus the input's Kafka timestamp);
  3. restore: the worker stops, a new one starts on an empty store; seconds until /readyz;
  4. kill -9: a fresh application, a smaller workload with broad segments, the worker killed
     twice mid-stream (the second life without its store); membership records compared with
@@ -42,6 +43,7 @@ from e2e_kafka import (  # noqa: E402
     Broker,
     GroupProgress,
     MembershipProbe,
+    end_offsets,
     load,
     paced_send,
     partitions_of,
@@ -116,29 +118,23 @@ async def bulk_and_latency(
         }
         say(f"{runtime}: bulk {result['bulk']}")
 
-        # Latency: the tail of the workload again, new ids, `at` = when sent.
-        count = int(args.rate * args.latency_seconds) + 1
-        live = []
-        for line in lines[-count:]:
-            record = orjson.loads(line)
-            record["id"] = f"L-{record['id']}"
-            kind = "profiles" if str(record["type"]).startswith("profile.") else "activity"
-            live.append((cluster.topic(kind), str(record["profile_id"]).encode(), record))
-        probe = MembershipProbe(bootstrap, cluster.topic("membership"), args.partitions)
-        await probe.start()
-        sent = await paced_send(bootstrap, live, args.rate, args.latency_seconds, probe)
-        await probe.quiet(seconds=5.0, timeout=args.drain_timeout)
-        await probe.stop()
-        summary = probe.summary()
-        result["latency"] = {
-            "sent": sent,
-            "event_latency_ms": summary["event_latency_ms"],
-            "membership_records": summary["membership_records"],
-        }
-        say(f"{runtime}: latency {result['latency']}")
+        # Latency at --rate (1,250/s), then at a share of this runtime's own bulk rate: the
+        # tail of the workload again, new ids, `at` = when sent.
+        own = max(1.0, result["bulk"]["events_per_s"] * args.own_share)
+        result["latency"] = await latency(cluster, lines, args.rate, "L-", bootstrap, args)
+        say(f"{runtime}: latency at {args.rate:.0f}/s {result['latency']}")
+        result["latency_own"] = await latency(cluster, lines, own, "O-", bootstrap, args)
+        say(f"{runtime}: latency at {own:.0f}/s {result['latency_own']}")
 
         # Restore: a new worker on an empty store.
         cluster.stop("w1", timeout=60)
+        changelogs = (
+            [f"{group_of(cluster, runtime)}-{t}-changelog" for t in ("profiles", "meta")]
+            if runtime == "faust"
+            else [cluster.settings.topics.changelog]
+        )
+        ends = await end_offsets(bootstrap, partitions_of(changelogs, args.partitions))
+        result["changelog_records"] = sum(ends.values())
         began = time.monotonic()
         cluster.start("restore")
         cluster.wait_ready("restore", timeout=args.timeout)
@@ -147,6 +143,35 @@ async def bulk_and_latency(
     finally:
         cluster.stop_all()
     return result
+
+
+async def latency(
+    cluster: WorkerCluster,
+    lines: list[bytes],
+    rate: float,
+    prefix: str,
+    bootstrap: str,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Live events at `rate` for --latency-seconds; SPEC §6 latency of event-caused records."""
+    count = int(rate * args.latency_seconds) + 1
+    live = []
+    for line in lines[-count:]:
+        record = orjson.loads(line)
+        record["id"] = f"{prefix}{record['id']}"
+        kind = "profiles" if str(record["type"]).startswith("profile.") else "activity"
+        live.append((cluster.topic(kind), str(record["profile_id"]).encode(), record))
+    probe = MembershipProbe(bootstrap, cluster.topic("membership"), args.partitions)
+    await probe.start()
+    sent = await paced_send(bootstrap, live, rate, args.latency_seconds, probe)
+    await probe.quiet(seconds=5.0, timeout=args.drain_timeout)
+    await probe.stop()
+    summary = probe.summary()
+    return {
+        "sent": sent,
+        "event_latency_ms": summary["event_latency_ms"],
+        "membership_records": summary["membership_records"],
+    }
 
 
 async def kill_twice(
@@ -220,7 +245,11 @@ def report(result: dict[str, Any]) -> None:
         ("latency p50 ms", lambda r: r["latency"]["event_latency_ms"]["p50"]),
         ("latency p99 ms", lambda r: r["latency"]["event_latency_ms"]["p99"]),
         ("latency rate sent/s", lambda r: r["latency"]["sent"]["rate"]),
+        ("own-share rate sent/s", lambda r: r["latency_own"]["sent"]["rate"]),
+        ("  latency p50 ms", lambda r: r["latency_own"]["event_latency_ms"]["p50"]),
+        ("  latency p99 ms", lambda r: r["latency_own"]["event_latency_ms"]["p99"]),
         ("restore s (empty store)", lambda r: r["restore_s"]),
+        ("  changelog records", lambda r: r["changelog_records"]),
         ("kill -9 x2: lost", lambda r: r["kill_9"]["lost"]),
         ("kill -9 x2: repeated", lambda r: r["kill_9"]["repeated"]),
     ]
@@ -244,6 +273,7 @@ def main() -> None:
     parser.add_argument("--segments", type=int, default=100)
     parser.add_argument("--rate", type=float, default=1250)
     parser.add_argument("--latency-seconds", type=float, default=15)
+    parser.add_argument("--own-share", type=float, default=0.5, help="of the bulk rate")
     parser.add_argument("--drain-timeout", type=float, default=180)
     parser.add_argument("--kill-profiles", type=int, default=120)
     parser.add_argument("--kill-events", type=int, default=2400)

@@ -35,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests" / "integration")]
 
 from faust_harness import FaustCluster, without_repeats  # noqa: E402
-from test_faust_runtime import BROAD, broad_workload  # noqa: E402
+from test_faust_runtime import BROAD, broad_workload, wait_consumed  # noqa: E402
 from test_worker_e2e import apply_segments, final_members, wait_applied  # noqa: E402
 from worker_harness import WorkerCluster  # noqa: E402
 
@@ -204,7 +204,8 @@ async def kill_twice(
         cluster.start("w3")
         cluster.wait_ready("w3", timeout=120)
         await cluster.produce(records[2 * third :])
-        live = await cluster.memberships(until_quiet=6, timeout=args.timeout)
+        await wait_consumed(cluster, timeout=args.timeout)
+        live = await cluster.memberships(until_quiet=4, timeout=args.timeout)
     finally:
         cluster.stop_all()
     broad = {d["id"] for d in BROAD}

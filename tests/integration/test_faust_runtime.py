@@ -33,6 +33,7 @@ from test_worker_e2e import (
     sequences,
     wait_applied,
 )
+from worker_harness import WorkerCluster
 
 from segstream.app.segment_writer import SegmentWriter
 from segstream.engine.replay import run_replay
@@ -92,7 +93,8 @@ def test_faust_output_equals_replay(kafka_bootstrap: str, tmp_path: Path) -> Non
         await apply_segments(cluster, definitions)
         await wait_applied(cluster, {d["id"] for d in definitions})
         await cluster.produce(records)
-        return await cluster.memberships(until_quiet=5)
+        await wait_consumed(cluster)
+        return await cluster.memberships(until_quiet=4)
 
     try:
         live = asyncio.run(scenario())
@@ -105,8 +107,11 @@ def test_faust_output_equals_replay(kafka_bootstrap: str, tmp_path: Path) -> Non
     assert pairs_of(live, broad) == pairs_of(expected.memberships, broad)
 
 
-async def wait_consumed(cluster: FaustCluster, timeout: float = 120) -> None:
-    """Until the Faust app's group has committed every input record produced so far."""
+async def wait_consumed(cluster: WorkerCluster, timeout: float = 120) -> None:
+    """Until the group (the Faust app's, or the native worker's) has committed every input
+    record produced so far."""
+    faust = isinstance(cluster, FaustCluster)
+    group = f"{cluster.settings.app_id}-faust" if faust else cluster.settings.app_id
     topics = [cluster.topic("profiles"), cluster.topic("activity")]
     parts = [TopicPartition(t, p) for t in topics for p in range(cluster.partitions)]
     consumer = AIOKafkaConsumer(bootstrap_servers=cluster.bootstrap)
@@ -117,7 +122,7 @@ async def wait_consumed(cluster: FaustCluster, timeout: float = 120) -> None:
         end = await consumer.end_offsets(parts)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            committed = await admin.list_consumer_group_offsets(f"{cluster.settings.app_id}-faust")
+            committed = await admin.list_consumer_group_offsets(group)
             if all(
                 end[tp] == 0 or (tp in committed and committed[tp].offset >= end[tp])
                 for tp in parts
@@ -230,7 +235,10 @@ def test_faust_kill_9_twice_loses_nothing(kafka_bootstrap: str, tmp_path: Path) 
         cluster.start("w3")
         cluster.wait_ready("w3")
         await cluster.produce(records[2 * third :])
-        return await cluster.memberships(until_quiet=6)
+        # Every input processed and committed first: a slow commit can keep the output
+        # quiet for seconds, which is no proof that the worker is done.
+        await wait_consumed(cluster)
+        return await cluster.memberships(until_quiet=4)
 
     try:
         live = asyncio.run(scenario())

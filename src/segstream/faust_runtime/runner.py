@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import shutil
 
 from segstream.app.topics import TopicSpec, create_topics
 from segstream.faust_runtime.settings import FaustSettings
@@ -37,6 +39,15 @@ def run_faust_worker(settings: FaustSettings) -> None:
 
     from segstream.faust_runtime.runtime import FaustRuntime
 
+    # Faust writes a table's RocksDB at once and its changelog record later (buffered), so
+    # after a crash the local store can hold state the changelog never got. A worker that
+    # kept it would treat the replayed records as seen and never changelog that state: the
+    # next owner restoring from the changelog would miss it and lose transitions. Each start
+    # therefore restores every partition from the changelogs (docs/faust.md, "Guarantee").
+    datadir = settings.worker.store_dir / "faust"
+    if datadir.exists():
+        logging.getLogger("segstream.faust").info("removing %s: restoring from changelogs", datadir)
+        shutil.rmtree(datadir)
     settings.worker.store_dir.mkdir(parents=True, exist_ok=True)
     runtime = FaustRuntime(settings)
     worker = faust.Worker(runtime.app, loglevel=settings.worker.log_level.upper(), quiet=True)

@@ -19,7 +19,7 @@ help:
 	@echo "make integration  tests marked kafka (the fixture starts a broker)"
 	@echo "make kafka-start | kafka-stop | kafka-status   the local broker on 127.0.0.1:9092"
 	@echo "make bench        end-to-end Kafka benchmark at full size (~20 min; BENCH_ARGS to scale down)"
-	@echo "make faust-check  native vs Faust runtime in one run (docs/runtimes.md; ~6 min reduced)"
+	@echo "make faust-check  native vs Faust runtime in one run (docs/runtimes.md; ~8 min reduced)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

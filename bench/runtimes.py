@@ -270,7 +270,7 @@ def main() -> None:
     parser.add_argument("--runtimes", default="native,faust")
     parser.add_argument("--partitions", type=int, default=2)
     parser.add_argument("--profiles", type=int, default=1000)
-    parser.add_argument("--events", type=int, default=10000)
+    parser.add_argument("--events", type=int, default=20000)
     parser.add_argument("--segments", type=int, default=100)
     parser.add_argument("--rate", type=float, default=1250)
     parser.add_argument("--latency-seconds", type=float, default=15)

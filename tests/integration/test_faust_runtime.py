@@ -225,8 +225,8 @@ def test_faust_kill_9_twice_loses_nothing(kafka_bootstrap: str, tmp_path: Path) 
         await cluster.produce(records[:third])
         await asyncio.sleep(0.4)  # mid-stream
         cluster.kill("w1")
-        # The second life keeps the local store; the third loses it (restore from the
-        # changelogs).
+        # The second life is given the first one's store, the third none; either way the
+        # runtime restores from the changelogs at start (docs/faust.md, "Guarantee").
         cluster.start("w2", store="w1")
         cluster.wait_ready("w2")
         await cluster.produce(records[third : 2 * third])

@@ -87,6 +87,8 @@ def _faust_worker(create_topics_only: bool) -> None:
     from segstream.cli.segments import kafka_errors
 
     try:
+        import faust  # noqa: F401  (the extra; the runtime's modules import it late)
+
         from segstream.faust_runtime.runner import create_faust_topics, run_faust_worker
         from segstream.faust_runtime.settings import FaustSettings
     except ImportError as exc:

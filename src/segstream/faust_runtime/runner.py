@@ -9,7 +9,7 @@ import shutil
 from segstream.app.topics import TopicSpec, create_topics
 from segstream.faust_runtime.settings import FaustSettings
 
-__all__ = ["control_topic_spec", "create_faust_topics", "run_faust_worker"]
+__all__ = ["changelog_specs", "control_topic_spec", "create_faust_topics", "run_faust_worker"]
 
 
 def control_topic_spec(settings: FaustSettings) -> TopicSpec:
@@ -22,12 +22,27 @@ def control_topic_spec(settings: FaustSettings) -> TopicSpec:
     )
 
 
+def changelog_specs(settings: FaustSettings) -> list[TopicSpec]:
+    """The tables' changelogs, compacted and co-partitioned with the inputs."""
+    config = {
+        "cleanup.policy": "compact",
+        "max.message.bytes": str(settings.worker.changelog_max_message_bytes),
+    }
+    partitions = settings.worker.input_partitions
+    return [TopicSpec(name, partitions, dict(config)) for name in settings.changelogs]
+
+
 def create_faust_topics(settings: FaustSettings) -> list[str]:
-    """Create the runtime's own topic (Faust creates its table changelogs itself)."""
+    """Create the control topic and the tables' changelogs before Faust starts.
+
+    Faust would create the changelogs itself, but its consumer can then start without them in
+    its metadata, and the first table write fails its co-partitioning check
+    (`PartitionsMismatch`: "the changelog topic has 0 partitions") again and again.
+    """
     return asyncio.run(
         create_topics(
             settings.worker.client_kwargs(),
-            [control_topic_spec(settings)],
+            [control_topic_spec(settings), *changelog_specs(settings)],
             settings.worker.replication_factor,
         )
     )

@@ -44,8 +44,9 @@ __all__ = ["FaustRuntime"]
 
 log = logging.getLogger("segstream.faust")
 
-#: Exit status when a send failed after the producer's own retries (the supervisor restarts
-#: the worker; the records are read again from the committed offsets: at least once).
+#: Exit status when a send failed after the producer's own retries, or a table write failed
+#: (the supervisor restarts the worker; the records are read again from the committed
+#: offsets: at least once).
 EXIT_SEND_FAILED = 70
 
 
@@ -222,7 +223,15 @@ class FaustRuntime:
         await self._deliver(step)
         # Only now, with every output record acknowledged: the state that marks the record
         # seen (local RocksDB, then the changelog record Faust sends for it).
-        tables.write(step.profiles, step.meta)
+        try:
+            tables.write(step.profiles, step.meta)
+        except Exception:
+            # Faust would restart the agent and go on after this record, whose state is not
+            # written: later records would be evaluated on a state without it. Stop instead;
+            # the next start reads from the committed offsets (at least once).
+            log.critical("the tables could not be written; stopping the worker", exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_SEND_FAILED)
         if part is not None:
             part.committed(step)
         else:

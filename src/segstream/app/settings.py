@@ -166,6 +166,12 @@ class WorkerSettings:
     output_compression: str | None = None
     #: How long per-segment size history (hourly buckets) is kept (microseconds).
     size_history_retention: int = 30 * 24 * 3600 * 1_000_000
+    #: Most seconds of evaluation one background slice (a backfill's step) takes: a live
+    #: record waits for at most one slice and its transaction (docs/performance.md).
+    backfill_slice_s: float = 0.05
+    #: Share of the loop's time backfills get however busy live traffic keeps it (their
+    #: minimum rate); idle time they take in full.
+    backfill_min_share: float = 0.1
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -240,6 +246,8 @@ class WorkerSettings:
             tick_interval_s=reader.seconds("TICK_INTERVAL_S", 0.25),
             backfill_batch=reader.integer("BACKFILL_BATCH", 2000, minimum=1),
             max_batch_records=reader.integer("MAX_BATCH_RECORDS", 2000, minimum=1),
+            backfill_slice_s=reader.seconds("BACKFILL_SLICE_S", 0.05),
+            backfill_min_share=reader.fraction("BACKFILL_MIN_SHARE", 0.1),
             log_level=reader.text("LOG_LEVEL", "info"),
             web_advertise=_advertised_url(reader.optional("WEB_ADVERTISE")),
             api_token=reader.secret("API_TOKEN"),
@@ -404,6 +412,16 @@ class _EnvReader:
             ) from None
         if not value > 0:
             raise SettingsError(f"{PREFIX}{name} must be positive, not {raw!r}")
+        return value
+
+    def fraction(self, name: str, default: float) -> float:
+        raw = self.text(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{PREFIX}{name} must be a number, not {raw!r}") from None
+        if not 0 < value <= 1:
+            raise SettingsError(f"{PREFIX}{name} must be above 0 and at most 1, not {raw!r}")
         return value
 
     def flag(self, name: str, *, default: bool) -> bool:

@@ -36,7 +36,7 @@ from segstream.app.restore import open_store, restore_store
 from segstream.app.routing import InputRouter
 from segstream.app.settings import WorkerSettings
 from segstream.app.store import PartitionStore, meta_key
-from segstream.app.transaction import PartitionState, PartitionTransaction
+from segstream.app.transaction import PROFILE_CACHE_SIZE, PartitionState, PartitionTransaction
 from segstream.engine.backfill import BackfillJob, BackfillQueue
 from segstream.engine.membership import MembershipChange
 from segstream.engine.processor import SegmentEngine
@@ -48,7 +48,6 @@ from segstream.schemas.jsontext import dumps
 from segstream.timefmt import HOUR
 
 __all__ = [
-    "BACKFILL_SLICE_S",
     "Isolation",
     "PartitionTask",
     "RecordFailed",
@@ -58,10 +57,8 @@ __all__ = [
 
 log = logging.getLogger("segstream.partition")
 
-#: A backfill slice stops after this much evaluation (the transaction's sends and commit
-#: come on top), checked every BACKFILL_STEP profiles.
-BACKFILL_SLICE_S = 0.1
-BACKFILL_STEP = 200
+#: A backfill slice checks its time (`backfill_slice_s`) every BACKFILL_STEP profiles.
+BACKFILL_STEP = 50
 #: How long a failed producer may take to stop before it is left to the broker's fencing.
 PRODUCER_STOP_TIMEOUT_S = 10.0
 
@@ -144,9 +141,15 @@ class PartitionTask:
         self.state = PartitionState(SegmentRegistry(settings.history_retention))
         #: Profiles whose timer or backfill step raised: backfills pass them over.
         self.skipped_profiles: set[str] = set()
-        #: Evaluation time of the next backfill slice; the worker shares BACKFILL_SLICE_S
-        #: between its partitions that have backfills, so events wait for one share in all.
-        self.backfill_slice_s = BACKFILL_SLICE_S
+        #: Evaluation time of the next tick's backfill slice (0: none); the ticker shares
+        #: `settings.backfill_slice_s` between the partitions it gives a slice (app/priority.py).
+        self.backfill_slice_s = settings.backfill_slice_s
+        #: The engine, kept with its caches as long as the registry it was made for.
+        self.engine: SegmentEngine | None = None
+        #: The offset of a control record waiting for the backfills it is related to (by
+        #: references) to finish; the worker pauses the control partition meanwhile.
+        self.parked_control: int | None = None
+        self._parked_record: dict[str, Any] | None = None
         self._batch_profile_count: int | None = None
         #: Makes an unstarted transactional producer (tests give a fake one).
         self._producer_factory = producer_factory or self._new_producer
@@ -197,6 +200,8 @@ class PartitionTask:
             store = open_store(self.settings, self.settings.store_dir / self.store_name)
             self.store, _applied = await restore_store(self.settings, self.partition, store)
             self.state = self._load(self.store)
+            self.engine = None
+            self.parked_control = self._parked_record = None
             self.skipped_profiles.clear()
             await self._seed_members_topic()
         except BaseException:
@@ -354,8 +359,12 @@ class PartitionTask:
     # -- processing --------------------------------------------------------------------------
     def has_work(self) -> bool:
         """True when a timer is due or a backfill is pending (a tick has something to do)."""
+        return bool(self.jobs) or self.timer_due()
+
+    def timer_due(self) -> bool:
+        """True when the partition's earliest timer is due."""
         head = self.state.due.peek()
-        return bool(self.jobs) or (head is not None and head[0] <= wall_us())
+        return head is not None and head[0] <= wall_us()
 
     def quarantine(self, error: ProfileProcessingError) -> None:
         """A timer or backfill step raised for one profile: drop its timer (until a record
@@ -383,9 +392,10 @@ class PartitionTask:
         state = self.state
         txn = PartitionTransaction(self.store, state, self._load_registry)
         collector = RecordCollector(self.topics, self.partition, self.metrics)
-        engine = SegmentEngine(state.registry, txn, txn.due)
+        engine = self._engine(txn)
         self._batch_profile_count = None
         meta_dirty = False
+        parked_before = self.parked_control, self._parked_record
         await self.producer.begin_transaction()
         try:
             state.now = max(state.now, wall_us())
@@ -396,13 +406,15 @@ class PartitionTask:
                     state.now = max(state.now, wall_us())
                     self._emit(txn, collector, engine.fire_due(state.now), None)
                     key = record_key(message)
+                    if topic == self.topics.control and self._parked_at(message.offset):
+                        continue  # read again once the related backfills are done
                     isolation = isolated.get(key)
                     if isolation is not None:
                         meta_dirty |= self._isolated(collector, topic, message, isolation)
                         continue
                     try:
                         if topic == self.topics.control:
-                            meta_dirty |= self._control(txn, engine, collector, message)
+                            meta_dirty |= self._control(txn, engine, message)
                         else:
                             t0 = time.perf_counter()
                             self._input(txn, engine, collector, topic, message)
@@ -411,7 +423,7 @@ class PartitionTask:
                         raise
                     except Exception as exc:
                         raise RecordFailed(key, exc) from exc
-            if state.jobs and not any(messages for _, messages in batch):
+            if state.jobs and self.backfill_slice_s > 0 and not any(m for _, m in batch):
                 # Backfill slices run on ticks only, never in a transaction that carries
                 # records: events wait at most for one tick's slices, and get the loop time
                 # between ticks (events reach a profile before the cursor by `catch_up`).
@@ -423,7 +435,7 @@ class PartitionTask:
             if meta_dirty:
                 txn.put_meta(_JOBS, state.jobs.encode() if state.jobs else None)
             await collector.send(self.producer, txn.prepare())
-            offsets = {tp: messages[-1].offset + 1 for tp, messages in batch if messages}
+            offsets = {tp: self._next_offset(tp, messages) for tp, messages in batch if messages}
             # Every send must have succeeded before the commit: aiokafka commits a
             # transaction whose records the broker rejected (Java's producer refuses,
             # KAFKA-9279), which would publish output and offsets without the state.
@@ -438,11 +450,53 @@ class PartitionTask:
             self.metrics.transaction(False)
             collector.abandon()
             txn.rollback()
+            # Nothing derived from this batch's uncommitted states stays in the engine.
+            engine.forget(txn.loaded)
+            self.parked_control, self._parked_record = parked_before
             raise
         self.metrics.transaction(True)
         txn.flush(changelog_offset)
         collector.committed()
         self.metrics.batch(time.monotonic() - started)
+
+    def _engine(self, txn: PartitionTransaction) -> SegmentEngine:
+        """The partition's engine bound to this transaction; a new one (empty caches) when
+        the registry was replaced (a rollback of a segment change reloads it)."""
+        engine = self.engine
+        if engine is None or engine.registry is not self.state.registry:
+            engine = self.engine = SegmentEngine(
+                self.state.registry,
+                txn,
+                txn.due,
+                reach_cache_size=PROFILE_CACHE_SIZE + self.settings.max_batch_records,
+            )
+        else:
+            engine.bind(txn, txn.due)
+        return engine
+
+    def _parked_at(self, offset: int) -> bool:
+        """True for the parked control record and those after it."""
+        return self.parked_control is not None and offset >= self.parked_control
+
+    def _next_offset(self, tp: Any, messages: list[Any]) -> int:
+        """The offset to commit for a topic-partition of the batch: past its last record, or
+        at the parked control record (so that it is read again, also after a crash)."""
+        if tp.topic == self.topics.control and self.parked_control is not None:
+            return self.parked_control
+        return int(messages[-1].offset) + 1
+
+    def related_pending(self) -> bool:
+        """The parked control record still waits for a backfill it is related to."""
+        record = self._parked_record
+        return record is not None and self._must_wait(record)
+
+    def unpark(self) -> bool:
+        """Release the parked control record when its related backfills are done; True when
+        one was released (the worker resumes the control partition at its offset)."""
+        if self.parked_control is None or self.related_pending():
+            return False
+        self.parked_control = self._parked_record = None
+        return True
 
     @staticmethod
     def _emit(
@@ -539,7 +593,6 @@ class PartitionTask:
         self,
         txn: PartitionTransaction,
         engine: SegmentEngine,
-        collector: RecordCollector,
         message: Any,
     ) -> bool:
         """Apply a control record; True when the partition's meta changed."""
@@ -550,7 +603,19 @@ class PartitionTask:
             return False
         sid: str = record["id"]
         version: int = record["version"]
-        self._finish_related(txn, engine, collector, record)
+        if self._must_wait(record):
+            # A pending pass evaluates dependents with the registry's current definitions;
+            # letting a related change in first would give the dependents' transitions the
+            # later change's cause. The record waits (its partition of the control topic
+            # paused, its offset not committed) while the backfills advance in slices.
+            self.parked_control, self._parked_record = message.offset, record
+            log.info(
+                "partition %d: segment record %s v%d waits for related backfills",
+                self.partition,
+                sid,
+                version,
+            )
+            return False
         registry = self.state.registry
         txn.registry_changed()
         try:
@@ -590,38 +655,13 @@ class PartitionTask:
             self._batch_profile_count = self.store.count_profiles()
         return self._batch_profile_count
 
-    def _finish_related(
-        self,
-        txn: PartitionTransaction,
-        engine: SegmentEngine,
-        collector: RecordCollector,
-        record: dict[str, Any],
-    ) -> None:
-        """Complete pending backfills of segments related to this change by references.
-
-        A pending pass evaluates dependents with the registry's current definitions; letting
-        a related change in first would give the dependents' transitions the later change's
-        cause. Unrelated backfills keep running in slices.
-        """
+    def _must_wait(self, record: dict[str, Any]) -> bool:
+        """A backfill of a segment linked to this change by references is pending."""
         jobs = self.state.jobs
         if not jobs:
-            return
+            return False
         related = _reference_component(self.state.registry, record)
-        if not any(job.segment_id in related for job in jobs.jobs):
-            return
-        assert self.store is not None
-        state = self.state
-        state.now = max(state.now, wall_us())
-        self._emit(txn, collector, engine.fire_due(state.now), None)
-        while jobs:
-            self._emit(
-                txn,
-                collector,
-                jobs.advance(
-                    engine, self.store.profile_ids_after, 10_000, state.now, self.skipped_profiles
-                ),
-                None,
-            )
+        return any(job.segment_id in related for job in jobs.jobs)
 
     # -- status --------------------------------------------------------------------------------
     def backlog(self) -> dict[str, int]:

@@ -1,6 +1,7 @@
 """The tick scheduler: every `SEGSTREAM_TICK_INTERVAL_S`, each owned partition with a due timer
-or a pending backfill runs a transaction with no records (timers fire at their instants, a
-backfill advances one slice), and a partition whose open failed is opened again."""
+runs a transaction with no records (timers fire at their instants), and a partition whose open
+failed is opened again. Backfill slices run on ticks too, when `LivePriority` allows: back to
+back while no live record is waiting, at their minimum share of the loop under live load."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 from segstream.app.isolation import run_batch
-from segstream.app.task import BACKFILL_SLICE_S, PartitionTask
+from segstream.app.priority import LivePriority
+from segstream.app.task import PartitionTask
 from segstream.app.task_manager import TaskManager
 
 __all__ = ["TickScheduler"]
 
 log = logging.getLogger("segstream.ticks")
+
+#: While backfills are pending, how often the ticker asks whether a slice may run.
+POLL_S = 0.005
 
 
 class TickScheduler:
@@ -28,11 +33,16 @@ class TickScheduler:
         interval_s: float,
         lock: Callable[[], AbstractAsyncContextManager[object]],
         paused: Callable[[], bool],
+        priority: LivePriority,
+        unparked: Callable[[PartitionTask], None] = lambda _task: None,
     ) -> None:
         self._tasks = tasks
         self._interval = interval_s
         self._lock = lock
         self._paused = paused
+        self._priority = priority
+        #: Called for a task whose parked control record its tick released.
+        self._unparked = unparked
         #: When each partition last committed a transaction (monotonic seconds).
         self._last_transaction: dict[int, float] = {}
 
@@ -41,21 +51,45 @@ class TickScheduler:
         self._last_transaction[partition] = time.monotonic()
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Tick until `stopping` is set."""
+        """Tick until `stopping` is set: timers every interval, backfill slices when the
+        priority allows (checked every POLL_S while backfills are pending)."""
+        priority = self._priority
+        timers_at = time.monotonic() + self._interval
         while not stopping.is_set():
-            await asyncio.sleep(self._interval)
+            backfills = self._backfills_pending()
+            background = backfills and priority.background_wait() == 0.0
+            now = time.monotonic()
+            if not background and now < timers_at:
+                wait = timers_at - now
+                await asyncio.sleep(min(wait, POLL_S) if backfills else wait)
+                continue
+            timers = now >= timers_at
+            if timers:
+                timers_at = now + self._interval
             if self._paused():
+                await asyncio.sleep(0)
                 continue
             async with self._lock():
-                due = self._due()
-                # One tick's backfill slices together take at most BACKFILL_SLICE_S of
-                # evaluation, however many partitions have backfills.
-                backfilling = sum(1 for task in due if task.jobs)
+                # Asked again under the lock: records fetched meanwhile go first.
+                background = background and priority.background_wait() == 0.0
+                due = self._due(background, timers)
+                # One tick's backfill slices together take at most `slice_s` of evaluation,
+                # however many partitions have backfills.
+                backfilling = sum(1 for task in due if task.jobs) if background else 0
                 for task in due:
-                    task.backfill_slice_s = BACKFILL_SLICE_S / max(1, backfilling)
+                    task.backfill_slice_s = (
+                        priority.slice_s / backfilling if backfilling and task.jobs else 0.0
+                    )
+                started = time.monotonic()
                 await asyncio.gather(*(self._tick(task) for task in due))
+                if backfilling:
+                    priority.background_ran(started)
+            await asyncio.sleep(0)
 
-    def _due(self) -> list[PartitionTask]:
+    def _backfills_pending(self) -> bool:
+        return any(task.ready and task.jobs for task in self._tasks.partitions.values())
+
+    def _due(self, background: bool, timers: bool) -> list[PartitionTask]:
         tasks = self._tasks
         now = time.monotonic()
         due: list[PartitionTask] = []
@@ -63,9 +97,14 @@ class TickScheduler:
             # A (re)open that failed (the broker was away) is tried again here, so that an
             # idle partition does not stay closed for good.
             task = tasks.ensure_open(partition)
-            if task is None or not task.has_work():
+            if task is None:
                 continue
-            if not task.jobs and now - self._last_transaction.get(partition, 0.0) < self._interval:
+            if background and task.jobs:
+                due.append(task)
+                continue
+            if not timers or not task.timer_due():
+                continue
+            if now - self._last_transaction.get(partition, 0.0) < self._interval:
                 # A batch of records fired its due timers less than a tick ago; a
                 # transaction of its own now would only take turns from the records.
                 continue
@@ -82,3 +121,5 @@ class TickScheduler:
             await self._tasks.suspend(task.partition)
         else:
             self.committed(task.partition)
+            if task.unpark():
+                self._unparked(task)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections import defaultdict
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from segstream.app.catalogue import SegmentCatalogue
 from segstream.app.isolation import run_batch
 from segstream.app.metrics import WorkerMetrics
+from segstream.app.priority import LivePriority
 from segstream.app.settings import WorkerSettings
 from segstream.app.status_publisher import StatusPublisher
 from segstream.app.supervisor import supervise
@@ -81,8 +83,15 @@ class Worker:
         self.catalogue = SegmentCatalogue(settings, self.metrics)
         self.web: WebService | None = None
         self.web_url: str | None = None
+        #: Live records first: when backfill slices may take the loop (app/priority.py).
+        self.priority = LivePriority(settings.backfill_slice_s, settings.backfill_min_share)
         self.ticks = TickScheduler(
-            self.tasks, settings.tick_interval_s, self._locked, lambda: self.rebalancing
+            self.tasks,
+            settings.tick_interval_s,
+            self._locked,
+            lambda: self.rebalancing,
+            self.priority,
+            self._unparked,
         )
         self.status_publisher = StatusPublisher(
             settings,
@@ -174,21 +183,36 @@ class Worker:
     async def _consume(self) -> None:
         consumer = self.consumer
         while not self._stopping.is_set():
+            # Short waits while backfills are pending: an empty fetch is what tells the
+            # ticker that the loop is idle and the next slice may start (app/priority.py).
+            backfilling = any(task.jobs for task in self.tasks.partitions.values())
             fetched = await consumer.getmany(
-                timeout_ms=100, max_records=self.settings.max_batch_records
+                timeout_ms=5 if backfilling else 100, max_records=self.settings.max_batch_records
             )
             if not fetched:
+                self.priority.live_idle()
                 continue
             by_partition: dict[int, list[tuple[Any, list[Any]]]] = defaultdict(list)
             for tp, messages in fetched.items():
                 by_partition[tp.partition].append((tp, messages))
-            async with self._lock:
-                # Each partition has its own transactional producer: run their transactions
-                # side by side, so that their broker round trips (add partitions, offsets,
-                # commit) overlap instead of adding up (the engine work still takes turns).
-                await asyncio.gather(
-                    *(self._process(partition, batch) for partition, batch in by_partition.items())
-                )
+            # Waiting records go before the next backfill slice (app/priority.py).
+            self.priority.live_fetched()
+            started = time.monotonic()
+            try:
+                async with self._lock:
+                    started = time.monotonic()
+                    # Each partition has its own transactional producer: run their
+                    # transactions side by side, so that their broker round trips (add
+                    # partitions, offsets, commit) overlap instead of adding up (the engine
+                    # work still takes turns).
+                    await asyncio.gather(
+                        *(
+                            self._process(partition, batch)
+                            for partition, batch in by_partition.items()
+                        )
+                    )
+            finally:
+                self.priority.live_processed(started)
 
     async def _process(self, partition: int, batch: list[tuple[Any, list[Any]]]) -> None:
         task = self.tasks.ensure_open(partition)
@@ -209,6 +233,26 @@ class Worker:
         else:
             # Its due timers fired in that transaction: the ticker can leave it alone.
             self.ticks.committed(partition)
+            if task.parked_control is not None:
+                self._park(task)
+
+    def _control_tp(self, partition: int) -> Any:
+        from aiokafka import TopicPartition
+
+        return TopicPartition(self.settings.topics.control, partition)
+
+    def _park(self, task: PartitionTask) -> None:
+        """Hold the task's control partition at its parked record (read again on release)."""
+        tp = self._control_tp(task.partition)
+        if tp in self.consumer.assignment() and tp not in self.consumer.paused():
+            self.consumer.seek(tp, task.parked_control)
+            self.consumer.pause(tp)
+
+    def _unparked(self, task: PartitionTask) -> None:
+        """The related backfills are done: read the control partition again."""
+        tp = self._control_tp(task.partition)
+        if tp in self.consumer.assignment():
+            self.consumer.resume(tp)
 
     async def _rewind(self, batch: list[tuple[Any, list[Any]]]) -> None:
         for tp, _messages in batch:

@@ -33,7 +33,7 @@ from segstream.schemas.jsontext import dumps
 from segstream.state.layout import event_timer_key, parse_event_timer
 from segstream.state.profile import ProfileState, StoredEvent
 
-__all__ = ["SegmentEngine", "deep_merge"]
+__all__ = ["REACH_CACHE_SIZE", "SegmentEngine", "deep_merge"]
 
 CauseOf = Callable[[str], dict[str, str]]
 _EVENT_TIMER = "e"
@@ -41,8 +41,8 @@ _TRAIT_TIMER = "t"
 #: A `for_at_least` of a membership comes due (key: this and the segment id).
 _TENURE_TIMER = "m"
 _NOTHING: frozenset[str] = frozenset()
-#: Profiles whose reachable segments the engine remembers (cleared when full).
-_REACH_CACHE_SIZE = 100_000
+#: Profiles whose reachable segments the engine remembers by default (cleared when full).
+REACH_CACHE_SIZE = 100_000
 
 
 def deep_merge(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,12 +67,40 @@ def _same(old: list[Any], new: list[Any]) -> bool:
 class SegmentEngine:
     """The pure segment engine over a profile store and a due-time index."""
 
-    def __init__(self, registry: SegmentRegistry, store: ProfileStore, due: DueTimes) -> None:
+    def __init__(
+        self,
+        registry: SegmentRegistry,
+        store: ProfileStore,
+        due: DueTimes,
+        *,
+        reach_cache_size: int = REACH_CACHE_SIZE,
+    ) -> None:
         self.registry = registry
         self.store = store
         self.due = due
         self.retention = registry.retention
+        #: Per profile: (the traits object it was computed for, registry epoch, reachable
+        #: segments). An entry holds its traits object: the size bounds that memory.
         self._reach_cache: dict[str, tuple[dict[str, Any], int, set[str]]] = {}
+        self._reach_cache_size = reach_cache_size
+
+    # -- a long-lived engine --------------------------------------------------------------
+    def bind(self, store: ProfileStore, due: DueTimes) -> None:
+        """Work on the next transaction's view of the same profiles and timers: a host keeps
+        one engine (and its caches) for as long as its registry, binding it per transaction."""
+        self.store = store
+        self.due = due
+
+    def forget(self, profile_ids: Iterable[str]) -> None:
+        """Drop what the caches hold for these profiles (a host whose transaction rolled back
+        calls this: nothing derived from state that was never committed stays)."""
+        cache = self._reach_cache
+        for pid in profile_ids:
+            cache.pop(pid, None)
+
+    def cached_profiles(self) -> int:
+        """Profiles the caches hold something for (for tests and metrics)."""
+        return len(self._reach_cache)
 
     # -- input events ---------------------------------------------------------------------
     def is_duplicate(self, event: InputEvent) -> bool:
@@ -299,7 +327,7 @@ class SegmentEngine:
             reach = cached[2]
         else:
             reach = self.registry.reachable(traits)
-        if len(self._reach_cache) >= _REACH_CACHE_SIZE:
+        if len(self._reach_cache) >= self._reach_cache_size:
             self._reach_cache.clear()
         self._reach_cache[pid] = (same_as if same_as is not None else traits, epoch, reach)
         return reach

@@ -1,0 +1,166 @@
+"""Live records first (docs/performance.md, "Live records first"): a large backfill running on
+a partition delays a live event on the same partition by at most one backfill slice and one
+transaction's commit, and the backfill still finishes while the events flow.
+
+The delay measured is the worker's: `emitted_at` of the event's membership record (the
+processing clock when its record was applied) minus the record's Kafka timestamp, so the
+event's own transaction and the test's consumer are not in it. The backfill's effect is that
+delay during the backfill over the same delay just before it, in the same run.
+`SEGSTREAM_LIVE_FIRST_PROFILES` sets the stored profiles (default 20,000).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from test_timers_and_backfill import (
+    LIVE,
+    MembershipTail,
+    percentile,
+    wait_consumed,
+    wait_ready_rows,
+)
+from test_worker_e2e import apply_segments, assert_exactly_once
+from worker_harness import WorkerCluster
+
+from segstream.app.status_view import read_status_rows
+from segstream.timefmt import format_instant, parse_datetime
+
+pytestmark = pytest.mark.kafka
+
+PROFILES = int(os.environ.get("SEGSTREAM_LIVE_FIRST_PROFILES", "20000"))
+#: The documented bound: one slice (SEGSTREAM_BACKFILL_SLICE_S, default 50 ms of evaluation)
+#: plus one tick transaction's commit (a few broker round trips; up to ~250 ms on a loaded
+#: 2-core machine shared with the broker).
+SLICE_S = 0.05
+COMMIT_S = 0.25
+RATE = 20.0
+#: An unguarded `or`: its backfill evaluates every stored profile.
+WIDE = {
+    "id": "wide",
+    "name": "Tier 1 or low score",
+    "condition": {
+        "or": [
+            {"trait": "tier", "op": "eq", "value": 1},
+            {"trait": "score", "op": "lt", "value": 30},
+        ]
+    },
+}
+
+
+def _wall_us() -> int:
+    return time.time_ns() // 1000
+
+
+def test_a_backfill_delays_a_live_event_by_at_most_one_slice_and_a_commit(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    cluster = WorkerCluster(
+        kafka_bootstrap, tmp_path, partitions=1, SEGSTREAM_BACKFILL_SLICE_S=str(SLICE_S)
+    )
+    start_at = format_instant(_wall_us() - 60_000_000)
+    stored = [
+        {
+            "id": f"s{i}",
+            "type": "profile.updated",
+            "profile_id": f"p{i:06d}",
+            "at": start_at,
+            "traits": {"tier": i % 4, "score": (i * 7) % 100},
+        }
+        for i in range(PROFILES)
+    ]
+    sent: dict[str, tuple[float, int]] = {}  # event id -> (monotonic sent, Kafka timestamp ms)
+    figures: dict[str, Any] = {"profiles": PROFILES}
+
+    async def live(stop: asyncio.Event) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=cluster.bootstrap, linger_ms=0)
+        await producer.start()
+        try:
+            i = 0
+            while not stop.is_set():
+                pid = f"p{(i * 7919) % PROFILES:06d}"
+                record = {
+                    "id": f"live{i}",
+                    "type": "profile.updated",
+                    "profile_id": pid,
+                    "at": format_instant(_wall_us()),
+                    "traits": {"live": True, "n": i},
+                }
+                meta = await producer.send_and_wait(
+                    cluster.topic("profiles"), key=pid.encode(), value=orjson.dumps(record)
+                )
+                sent[record["id"]] = (time.monotonic(), meta.timestamp)
+                i += 1
+                await asyncio.sleep(1 / RATE)
+        finally:
+            await producer.stop()
+
+    async def scenario() -> tuple[float, float, float]:
+        await cluster.create_topics()
+        cluster.start("w1")
+        cluster.wait_ready("w1")
+        await apply_segments(cluster, [LIVE])
+        await wait_ready_rows(cluster, {"live"})
+        await cluster.produce(stored)
+        await wait_consumed(cluster, timeout=max(300, PROFILES / 50))
+        tail = MembershipTail(cluster)
+        await tail.start()
+        stop = asyncio.Event()
+        stream = asyncio.create_task(live(stop))
+        await asyncio.sleep(6)  # the baseline: live events alone
+        created = time.monotonic()
+        await apply_segments(cluster, [WIDE])
+        saw_building = False
+        while True:
+            rows = {r.id: r for r in await read_status_rows(cluster.settings)}
+            saw_building |= "wide" in rows and rows["wide"].status == "building"
+            if "wide" in rows and rows["wide"].status == "ready":
+                break
+            assert time.monotonic() - created < max(300, PROFILES / 20), "backfill too slow"
+            await asyncio.sleep(0.25)
+        done = time.monotonic()
+        stop.set()
+        await stream
+        await asyncio.sleep(3)
+        await tail.stop()
+        assert saw_building, "the backfill was over before it was seen running"
+        tail_records = [m for _, m in tail.received]
+        for m in tail_records:
+            event_id = m["cause"].get("event_id")
+            if m["segment_id"] == "live" and event_id in sent:
+                figures.setdefault("delays", {})[event_id] = (
+                    parse_datetime(m["emitted_at"]) / 1000 - sent[event_id][1]
+                ) / 1000
+        assert_exactly_once(tail_records)
+        return created, done, done - created
+
+    try:
+        created, done, backfill_s = asyncio.run(scenario())
+    finally:
+        cluster.stop_all()
+    delays: dict[str, float] = figures.pop("delays", {})
+    assert set(delays) == set(sent), "every live event gives a `live` entered"
+    before = [d for e, d in delays.items() if sent[e][0] < created]
+    during = [d for e, d in delays.items() if created + 1 <= sent[e][0] < done]
+    figures.update(
+        backfill_s=round(backfill_s, 2),
+        profiles_per_s=round(PROFILES / backfill_s),
+        before_n=len(before),
+        before_p99_s=round(percentile(before, 0.99), 3),
+        during_n=len(during),
+        during_p50_s=round(percentile(during, 0.5), 3),
+        during_p99_s=round(percentile(during, 0.99), 3),
+        during_max_s=round(max(during), 3),
+        load=os.getloadavg(),
+    )
+    print("live-first figures:", figures)
+    assert len(during) >= 20, figures
+    extra = percentile(during, 0.99) - percentile(before, 0.99)
+    assert extra <= SLICE_S + COMMIT_S, figures

@@ -412,12 +412,20 @@ async def add_timer_segment(app: App, timeout: float) -> dict[str, Any]:
 
 
 async def phase_latency(
-    app: App, args: argparse.Namespace, rate: float, events_path: Path, prefix: str
+    app: App,
+    args: argparse.Namespace,
+    rate: float,
+    events_path: Path,
+    prefix: str,
+    seconds: float | None = None,
+    quiet_s: float = 25.0,
 ) -> dict[str, Any]:
-    """Live events at `rate`: SPEC §6 latency of event-caused records, timer lag."""
+    """Live events at `rate` for `seconds`: SPEC §6 latency of event-caused records, timer lag,
+    and whether the lag stayed flat (`lag_flat`)."""
+    seconds = args.latency_seconds if seconds is None else seconds
     # The tail of the loaded workload again (steady-state activity of stored profiles), with
     # new ids and `at` set when sent.
-    count = int(rate * args.latency_seconds) + 1
+    count = int(rate * seconds) + 1
     records = []
     for line in events_path.read_bytes().splitlines()[-count:]:
         record = orjson.loads(line)
@@ -427,25 +435,106 @@ async def phase_latency(
     probe = MembershipProbe(app.settings.bootstrap, app.settings.topics.membership, app.partitions)
     await probe.start()
     before = app.metrics("w1")
-    say(f"latency: {len(records)} live events at {rate:.0f}/s for {args.latency_seconds}s")
+    say(f"latency: {len(records)} live events at {rate:.0f}/s for {seconds}s")
     spy = None
     if args.py_spy and PY_SPY and prefix == "L0-":
         spy = PySpy(app.processes["w1"].pid, app.dir / "py-spy-latency.txt", args.py_spy_rate)
-    sent = await paced_send(app.settings.bootstrap, records, rate, args.latency_seconds, probe)
+    sent = await paced_send(app.settings.bootstrap, records, rate, seconds, probe)
     profile = spy.stop() if spy else {}
     drained = time.monotonic()
-    await probe.quiet(seconds=25.0, timeout=120.0)  # the window's timers fire 20 s after
-    drain_s = time.monotonic() - drained - 25.0
+    # The window's timers fire 20 s after the events: `quiet_s` 25 waits for them.
+    await probe.quiet(seconds=quiet_s, timeout=120.0)
+    drain_s = max(0.0, time.monotonic() - drained - quiet_s)
     await probe.stop()
     after = app.metrics("w1")
+    flat, trend = lag_trend(probe.event_ms, drain_s)
     return {
         "rate": round(rate),
         "sent": sent,
-        "drain_after_send_s": round(max(0.0, drain_s), 1),
+        "drain_after_send_s": round(drain_s, 1),
+        "lag_flat": flat,
+        "lag_trend_ms": trend,
         **probe.summary(),
         "batches": batch_stats(after, before),
         "profile": profile,
     }
+
+
+#: Lag is flat when the median latency of a run's last third is at most this factor of its
+#: first third's (plus FLAT_SLACK_MS), and the worker drains within FLAT_DRAIN_S of the last send.
+FLAT_FACTOR = 1.25
+FLAT_SLACK_MS = 50.0
+FLAT_DRAIN_S = 3.0
+
+
+def lag_trend(latencies_ms: list[float], drain_s: float) -> tuple[bool, dict[str, Any]]:
+    """Whether latency stayed flat through a paced run (in arrival order, by thirds)."""
+    third = len(latencies_ms) // 3
+    if third < 10:
+        return False, {"n": len(latencies_ms)}
+    first = sorted(latencies_ms[:third])[third // 2]
+    last = sorted(latencies_ms[-third:])[third // 2]
+    flat = last <= first * FLAT_FACTOR + FLAT_SLACK_MS and drain_s <= FLAT_DRAIN_S
+    return flat, {"first_third_p50": round(first, 1), "last_third_p50": round(last, 1)}
+
+
+async def phase_curve(
+    app: App, args: argparse.Namespace, throughput: float, events_path: Path
+) -> dict[str, Any]:
+    """The latency curve: the highest paced rate whose lag stays flat for --flat-seconds
+    (doubling from --flat-start, then bisecting --flat-steps times), then full latency runs at
+    --latency-rates and at --curve-shares of that highest rate."""
+    search: list[dict[str, Any]] = []
+    index = 0
+
+    async def trial(rate: float) -> bool:
+        nonlocal index
+        # A run of 20 s or more has timer records (the window segment's, 20 s after each
+        # event) until 20 s after its last send: a short quiet then waits for all of them, so
+        # the next run does not start under this one's timers.
+        run = await phase_latency(
+            app, args, rate, events_path, f"F{index}-", seconds=args.flat_seconds, quiet_s=3.0
+        )
+        index += 1
+        search.append(
+            {
+                "rate": run["rate"],
+                "flat": run["lag_flat"],
+                "trend_ms": run["lag_trend_ms"],
+                "p99_ms": run["event_latency_ms"]["p99"],
+                "drain_s": run["drain_after_send_s"],
+            }
+        )
+        say(f"flat-lag search at {rate:.0f}/s: {search[-1]}")
+        return bool(run["lag_flat"])
+
+    low, high = 0.0, 0.0
+    rate = args.flat_start or max(100.0, throughput * 0.25)
+    while rate <= throughput * 1.5:
+        if not await trial(rate):
+            high = rate
+            break
+        low = rate
+        rate *= 2
+    if high:
+        for _ in range(args.flat_steps):
+            middle = (low + high) / 2
+            if await trial(middle):
+                low = middle
+            else:
+                high = middle
+    highest = low
+    runs = []
+    plan = [(r, "rate") for r in args.latency_rates] + [
+        (highest * share, f"{share} x highest") for share in args.curve_shares if highest
+    ]
+    for i, (rate, label) in enumerate(plan):
+        quiet = 5.0 if args.latency_seconds >= 20 else 25.0
+        run = await phase_latency(app, args, rate, events_path, f"L{i}-", quiet_s=quiet)
+        run["share"] = label
+        runs.append(run)
+        say(f"latency at {rate:.0f}/s ({label}): {run['event_latency_ms']}")
+    return {"highest_flat_rate": round(highest), "search": search, "runs": runs}
 
 
 async def phase_backfill(
@@ -620,6 +709,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "segments": args.segments,
             "partitions": args.partitions,
             "seed": args.seed,
+            "flat_seconds": args.flat_seconds,
+            "latency_seconds": args.latency_seconds,
+            "reduced": args.reduced,
+            "load_average_at_start": os.getloadavg(),
             "backfill_profiles": args.backfill_profiles,
             "backfill_events": args.backfill_events,
         },
@@ -700,17 +793,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
 
         # 2b. Two workers, a fresh application over the same input.
-        apps.append(App(bootstrap, workdir, f"{run_id}-w2", inputs, args.partitions))
-        two = apps[-1]
-        await two.create_topics()
-        await prime(two, 2, definitions, ends, args.timeout)
-        double = await run_throughput(two, 2, total, tps, args.timeout)
-        double.pop("profile")
-        double["ratio_to_ceiling"] = round(double["events_per_s"] / base, 3)
-        double["ratio_to_one_worker"] = round(double["events_per_s"] / single["events_per_s"], 3)
-        result["two_workers"] = double
-        say(f"two workers: {double}")
-        two.stop()
+        if args.two_workers:
+            apps.append(App(bootstrap, workdir, f"{run_id}-w2", inputs, args.partitions))
+            two = apps[-1]
+            await two.create_topics()
+            await prime(two, 2, definitions, ends, args.timeout)
+            double = await run_throughput(two, 2, total, tps, args.timeout)
+            double.pop("profile")
+            double["ratio_to_ceiling"] = round(double["events_per_s"] / base, 3)
+            double["ratio_to_one_worker"] = round(
+                double["events_per_s"] / single["events_per_s"], 3
+            )
+            result["two_workers"] = double
+            say(f"two workers: {double}")
+            two.stop()
 
         # 5b. Recovery: a worker with an empty disk restores the stores from the changelog.
         result["restore"] = await phase_restore(one, args.timeout)
@@ -720,7 +816,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # at shares of its measured throughput (the first share is the issue's half); none
         # with --latency-shares "".
         rate = single["events_per_s"] * (args.latency_shares or [0.5])[0]
-        if args.latency_shares:
+        if args.curve:
+            pid = one.start("w1")
+            await one.wait_http_ready("w1", args.timeout)
+            result["timer_segment"] = await add_timer_segment(one, args.timeout)
+            curve = await phase_curve(one, args, single["events_per_s"], summary.events_path)
+            result["latency"] = curve.pop("runs")
+            result["curve"] = curve
+            rss, hwm = rss_bytes(pid)
+            result["footprint"]["worker_rss_after_latency_bytes"] = rss
+            result["footprint"]["worker_rss_hwm_latency_bytes"] = hwm
+            one.stop()
+        elif args.latency_shares:
             pid = one.start("w1")
             await one.wait_http_ready("w1", args.timeout)
             result["timer_segment"] = await add_timer_segment(one, args.timeout)
@@ -764,7 +871,7 @@ def mib(value: float | None) -> str:
 
 def report(result: dict[str, Any]) -> None:
     ceiling = result["ceiling"]
-    one, two = result["one_worker"], result["two_workers"]
+    one, two = result["one_worker"], result.get("two_workers")
     w = result["workload"]
     print()
     print(
@@ -777,6 +884,8 @@ def report(result: dict[str, Any]) -> None:
         ("segstream, 1 worker", one),
         ("segstream, 2 workers", two),
     ):
+        if r is None:
+            continue
         ratio = r["events_per_s"] / ceiling["events_per_s"]
         print(
             f"{label:<34} {r['events_per_s']:>9} {ratio:>6.2f} {r['seconds']:>8} "
@@ -799,6 +908,15 @@ def report(result: dict[str, Any]) -> None:
             (
                 f"probe @ {bf['probe_rate']}/s, during backfill",
                 bf["probe_during"]["event_latency_ms"],
+            )
+        )
+    if "curve" in result:
+        curve = result["curve"]
+        print(
+            f"highest paced rate with flat lag ({result['workload'].get('flat_seconds')} s runs):"
+            f" {curve['highest_flat_rate']}/s; tried "
+            + ", ".join(
+                f"{t['rate']}/s {'flat' if t['flat'] else 'growing'}" for t in curve["search"]
             )
         )
     for label, p in rows:
@@ -852,6 +970,7 @@ def report(result: dict[str, Any]) -> None:
     if result.get("worker_log_errors"):
         print(f"\nERRORS in worker logs: {result['worker_log_errors']}")
     print()
+    print(f"load average at the end: {os.getloadavg()}")
     print(json.dumps(result))
 
 
@@ -880,13 +999,44 @@ def main() -> None:
     parser.add_argument(
         "--backfill-rate", type=float, default=0.0, help="probe events/s (default: phase 3's)"
     )
+    parser.add_argument(
+        "--curve",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the latency curve (flat-lag search, --latency-rates, --curve-shares) instead of "
+        "--latency-shares",
+    )
+    parser.add_argument("--latency-rates", default="1250,2500", help="events/s of the curve")
+    parser.add_argument("--curve-shares", default="0.5,0.75", help="shares of the highest rate")
+    parser.add_argument("--flat-seconds", type=float, default=60.0)
+    parser.add_argument("--flat-start", type=float, default=0.0, help="events/s (0: auto)")
+    parser.add_argument("--flat-steps", type=int, default=3, help="bisection steps")
+    parser.add_argument("--two-workers", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--reduced",
+        action="store_true",
+        help="the reduced size that fits in 10 minutes: 20k profiles / 200k events, backfill "
+        "100k profiles / 200k events, 20 s latency and 25 s flat-lag runs (from 1,250/s, one "
+        "bisection), one worker only",
+    )
     parser.add_argument("--py-spy", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--py-spy-rate", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=1200.0, help="per phase, seconds")
     parser.add_argument("--workdir", help="keep everything here (default: a temporary dir)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary work dir")
     args = parser.parse_args()
+    if args.reduced:
+        args.profiles, args.events = 20_000, 200_000
+        args.backfill_profiles, args.backfill_events = 100_000, 200_000
+        args.latency_seconds, args.flat_seconds, args.flat_steps = 20.0, 25.0, 1
+        args.flat_start = args.flat_start or 1250.0
+        args.two_workers = False
+        args.backfill_timeout = min(args.backfill_timeout, 120.0)
     args.latency_shares = [float(x) for x in args.latency_shares.split(",") if x]
+    args.latency_rates = [float(x) for x in args.latency_rates.split(",") if x]
+    args.curve_shares = [float(x) for x in args.curve_shares.split(",") if x]
+    if args.curve and not args.backfill_rate:
+        args.backfill_rate = 1250.0  # the issue's "live events at 1,250/s during a backfill"
     if args.backfill_profiles and args.backfill_events < args.backfill_profiles:
         parser.error("--backfill-events must be at least --backfill-profiles")
     report(asyncio.run(run(args)))

@@ -7,7 +7,9 @@ settings (`SEGSTREAM_BACKFILL_SLICE_S`, `SEGSTREAM_BACKFILL_MIN_SHARE`):
 
 - a slice evaluates for at most `slice_s` (shared by the partitions of one tick), so a live
   record waits for at most one slice and one transaction's commit;
-- a fetch that returned records is always served before the next slice (`live_waiting`);
+- records fetched while a slice runs are served before the next slice, unless the backfills
+  are owed their minimum share (below): then the batch of records carries a slice after its
+  records, in its own transaction (no extra commit, no wait for the loop);
 - live traffic's share of the loop is measured over the last `WINDOW_S` (wall time the loop
   spent processing records, broker round trips included); background work may take what is
   left below `TARGET_LOAD`, and never less than `min_share`: under full live load a backfill
@@ -94,19 +96,18 @@ class LivePriority:
         return max(self.min_share, TARGET_LOAD - self.live_load())
 
     def background_wait(self) -> float:
-        """Seconds until the next slice may start (0: now). A slice that took d seconds
-        (its commit included) is followed by d x (1 - share) / share of other work."""
-        if self._waiting:
-            return self.slice_s
-        share = self.background_share()
+        """Seconds until the next slice may start (0: now). A tick whose slices evaluated for
+        d seconds is followed by d x (1 - share) / share of other work; with records waiting
+        the share is `min_share` (the ticker then queues behind them for the loop)."""
+        share = self.min_share if self._waiting else self.background_share()
         if share >= 1.0:
             return 0.0
         ready = self._background_end + self._background_took * (1 - share) / share
         return max(0.0, ready - self._clock())
 
-    def background_ran(self, started: float) -> None:
-        """A tick with background slices ran from `started` until now."""
-        end = self._clock()
-        self._background_end = end
-        self._background_took = end - started
+    def background_ran(self, evaluated_s: float) -> None:
+        """Slices that evaluated for `evaluated_s` in all ended now (their commit's broker
+        round trips are not counted)."""
+        self._background_end = self._clock()
+        self._background_took = evaluated_s
         self._idle = False

@@ -144,6 +144,11 @@ class PartitionTask:
         #: Evaluation time of the next tick's backfill slice (0: none); the ticker shares
         #: `settings.backfill_slice_s` between the partitions it gives a slice (app/priority.py).
         self.backfill_slice_s = settings.backfill_slice_s
+        #: The same for a batch of records: 0 (none) unless the worker's LivePriority found
+        #: the backfills owed their minimum share when it handed the batch over.
+        self.records_slice_s = 0.0
+        #: Seconds of evaluation the last backfill slice took (for LivePriority).
+        self.slice_evaluated_s = 0.0
         #: The engine, kept with its caches as long as the registry it was made for.
         self.engine: SegmentEngine | None = None
         #: The offset of a control record waiting for the backfills it is related to (by
@@ -423,14 +428,17 @@ class PartitionTask:
                         raise
                     except Exception as exc:
                         raise RecordFailed(key, exc) from exc
-            if state.jobs and self.backfill_slice_s > 0 and not any(m for _, m in batch):
-                # Backfill slices run on ticks only, never in a transaction that carries
-                # records: events wait at most for one tick's slices, and get the loop time
-                # between ticks (events reach a profile before the cursor by `catch_up`).
+            has_records = any(messages for _, messages in batch)
+            slice_s = self.records_slice_s if has_records else self.backfill_slice_s
+            if state.jobs and slice_s > 0:
+                # A slice when the worker's LivePriority gave this batch one (a tick's, or
+                # a batch of records owed the backfills' minimum share): after the records,
+                # so that they wait for at most one slice more (events reach a
+                # profile before the cursor by `catch_up`).
                 state.now = max(state.now, wall_us())
                 # Timers due by the new clock first: the slice evaluates profiles at `now`.
                 self._emit(txn, collector, engine.fire_due(state.now), None)
-                self._emit(txn, collector, self._backfill_slice(engine), None)
+                self._emit(txn, collector, self._backfill_slice(engine, slice_s), None)
                 meta_dirty = True
             if meta_dirty:
                 txn.put_meta(_JOBS, state.jobs.encode() if state.jobs else None)
@@ -540,14 +548,15 @@ class PartitionTask:
         )
         return False
 
-    def _backfill_slice(self, engine: SegmentEngine) -> list[MembershipChange]:
+    def _backfill_slice(self, engine: SegmentEngine, slice_s: float) -> list[MembershipChange]:
         """Advance the pending backfills by up to SEGSTREAM_BACKFILL_BATCH profiles, stopping
-        early after `backfill_slice_s` of evaluation so that events never wait long for it."""
+        early after `slice_s` of evaluation so that events never wait long for it."""
         assert self.store is not None
         changes: list[MembershipChange] = []
         left = self.settings.backfill_batch
-        stop = time.monotonic() + self.backfill_slice_s
+        stop = time.monotonic() + slice_s
         jobs, now = self.state.jobs, self.state.now
+        started = time.monotonic()
         while jobs and left > 0:
             step = min(left, BACKFILL_STEP)
             changes.extend(
@@ -556,6 +565,7 @@ class PartitionTask:
             left -= step
             if time.monotonic() >= stop:
                 break
+        self.slice_evaluated_s = time.monotonic() - started
         return changes
 
     def _input(

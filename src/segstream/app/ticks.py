@@ -80,10 +80,11 @@ class TickScheduler:
                     task.backfill_slice_s = (
                         priority.slice_s / backfilling if backfilling and task.jobs else 0.0
                     )
-                started = time.monotonic()
+                for task in due:
+                    task.slice_evaluated_s = 0.0
                 await asyncio.gather(*(self._tick(task) for task in due))
                 if backfilling:
-                    priority.background_ran(started)
+                    priority.background_ran(sum(task.slice_evaluated_s for task in due))
             await asyncio.sleep(0)
 
     def _backfills_pending(self) -> bool:

@@ -201,6 +201,7 @@ class Worker:
             try:
                 async with self._lock:
                     started = time.monotonic()
+                    slicing = self._owed_slices(by_partition)
                     # Each partition has its own transactional producer: run their
                     # transactions side by side, so that their broker round trips (add
                     # partitions, offsets, commit) overlap instead of adding up (the engine
@@ -211,8 +212,28 @@ class Worker:
                             for partition, batch in by_partition.items()
                         )
                     )
+                    if slicing:
+                        self.priority.background_ran(
+                            sum(task.slice_evaluated_s for task in slicing)
+                        )
             finally:
                 self.priority.live_processed(started)
+
+    def _owed_slices(self, by_partition: dict[int, Any]) -> list[PartitionTask]:
+        """Give these batches backfill slices when the backfills are owed their minimum share
+        (under live load the ticker would wait for the loop behind every batch); the tasks
+        that got one."""
+        owed = self.priority.background_wait() == 0.0
+        tasks = [
+            task
+            for partition in by_partition
+            if (task := self.tasks.running(partition)) is not None
+        ]
+        slicing = [task for task in tasks if owed and task.jobs]
+        for task in tasks:
+            task.records_slice_s = self.priority.slice_s / len(slicing) if task in slicing else 0.0
+            task.slice_evaluated_s = 0.0
+        return slicing
 
     async def _process(self, partition: int, batch: list[tuple[Any, list[Any]]]) -> None:
         task = self.tasks.ensure_open(partition)

@@ -37,7 +37,7 @@ def test_an_idle_loop_runs_slices_back_to_back() -> None:
     clock = Clock()
     priority = LivePriority(0.05, 0.1, clock)
     assert priority.background_wait() == 0.0
-    priority.background_ran(clock.now - 0.05)
+    priority.background_ran(0.05)
     # The next slice waits for the consume loop to look once; an empty fetch lets it go.
     assert priority.background_wait() > 0.0
     priority.live_idle()
@@ -47,9 +47,11 @@ def test_an_idle_loop_runs_slices_back_to_back() -> None:
 def test_fetched_records_go_before_the_next_slice() -> None:
     clock = Clock()
     priority = LivePriority(0.05, 0.1, clock)
+    priority.background_ran(0.05)
     priority.live_fetched()
     assert priority.live_waiting
-    assert priority.background_wait() > 0
+    # Waiting records: the next slice only after 9 x its 50 ms of other work (10 % share).
+    assert priority.background_wait() == pytest.approx(0.45)
     priority.live_processed(clock.now)
     assert not priority.live_waiting
 
@@ -63,9 +65,8 @@ def test_under_full_live_load_slices_keep_their_minimum_share() -> None:
     while clock.now < end:
         wait = priority.background_wait()
         if wait == 0.0:
-            started = clock.now
             clock.now += 0.05  # one slice
-            priority.background_ran(started)
+            priority.background_ran(0.05)
             background += 0.05
         else:
             # A live batch of 20 ms runs meanwhile.
@@ -160,3 +161,17 @@ def test_one_engine_for_the_partition_and_no_cache_of_a_rolled_back_batch(
     asyncio.run(task.process(batch(feed.traits("p4", "e4", _now(), n=4))))
     assert task.engine is not engine
     assert task.engine is not None and task.engine.registry is task.registry
+
+
+def test_a_batch_of_records_carries_a_slice_only_when_given_one(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    profiles = [feed.traits(f"p{i:04d}", f"e{i}", _now(), n=i) for i in range(300)]
+    asyncio.run(task.process(batch(*profiles, feed.segment("base", BASE))))
+    [job] = task.jobs.jobs
+    assert job.done == 0, "records alone never advance a backfill"
+    task.records_slice_s = 0.05  # owed its minimum share (the worker's LivePriority)
+    asyncio.run(task.process(batch(feed.traits("p0001", "e-live", _now(), live=True))))
+    assert not task.jobs or task.jobs.jobs[0].done > 0
+    assert task.slice_evaluated_s > 0

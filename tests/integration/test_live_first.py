@@ -5,7 +5,10 @@ transaction's commit, and the backfill still finishes while the events flow.
 The delay measured is the worker's: `emitted_at` of the event's membership record (the
 processing clock when its record was applied) minus the record's Kafka timestamp, so the
 event's own transaction and the test's consumer are not in it. The backfill's effect is that
-delay during the backfill over the same delay just before it, in the same run.
+delay during the backfill over the same delay just before it, in the same run, compared at
+the 95th percentile (with ~100 events before the backfill, p99 is their second largest delay:
+on a shared machine that is one slow broker round trip, not the backfill; p99 and max are
+printed).
 `SEGSTREAM_LIVE_FIRST_PROFILES` sets the stored profiles (default 20,000).
 """
 
@@ -153,14 +156,16 @@ def test_a_backfill_delays_a_live_event_by_at_most_one_slice_and_a_commit(
         backfill_s=round(backfill_s, 2),
         profiles_per_s=round(PROFILES / backfill_s),
         before_n=len(before),
+        before_p95_s=round(percentile(before, 0.95), 3),
         before_p99_s=round(percentile(before, 0.99), 3),
         during_n=len(during),
         during_p50_s=round(percentile(during, 0.5), 3),
+        during_p95_s=round(percentile(during, 0.95), 3),
         during_p99_s=round(percentile(during, 0.99), 3),
         during_max_s=round(max(during), 3),
         load=os.getloadavg(),
     )
     print("live-first figures:", figures)
     assert len(during) >= 20, figures
-    extra = percentile(during, 0.99) - percentile(before, 0.99)
+    extra = percentile(during, 0.95) - percentile(before, 0.95)
     assert extra <= SLICE_S + COMMIT_S, figures

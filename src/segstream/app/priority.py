@@ -7,13 +7,14 @@ settings (`SEGSTREAM_BACKFILL_SLICE_S`, `SEGSTREAM_BACKFILL_MIN_SHARE`):
 
 - a slice evaluates for at most `slice_s` (shared by the partitions of one tick), so a live
   record waits for at most one slice and one transaction's commit;
-- records fetched while a slice runs are served before the next slice, unless the backfills
-  are owed their minimum share (below): then the batch of records carries a slice after its
-  records, in its own transaction (no extra commit, no wait for the loop);
-- live traffic's share of the loop is measured over the last `WINDOW_S` (wall time the loop
-  spent processing records, broker round trips included); background work may take what is
-  left below `TARGET_LOAD`, and never less than `min_share`: under full live load a backfill
-  still advances at `min_share` of its idle speed;
+- records fetched while a slice runs wait for at most that slice and its tick's commit: a
+  batch of records that finds the backfills owed their share carries the next slice itself,
+  after its records and in its own transaction (no extra commit, no wait for the loop);
+- live traffic's share of the loop is measured over the last `WINDOW_S` as the CPU time the
+  process spent on batches of records (not their broker round trips: while a commit waits,
+  the CPU is free, and slow commits must not make an idle CPU look busy); background work
+  may take what is left below `TARGET_LOAD`, and never less than `min_share`: under full
+  live load a backfill still advances at `min_share` of its idle speed;
 - once a fetch came back empty after the last slice (the consume loop found nothing to do),
   the next slice may start at once: on an idle loop a backfill takes all spare time.
 """
@@ -46,7 +47,7 @@ class LivePriority:
         self.min_share = min_share
         self._clock = clock
         self._waiting = 0
-        self._live: deque[tuple[float, float]] = deque()  # (start, end) of live batches
+        self._live: deque[tuple[float, float]] = deque()  # (end, CPU seconds) of live batches
         self._background_end = float("-inf")
         self._background_took = 0.0
         #: A fetch came back empty since the last slice ended.
@@ -62,11 +63,11 @@ class LivePriority:
         if not self._waiting:
             self._idle = True
 
-    def live_processed(self, started: float) -> None:
-        """The fetched records (waiting since `live_fetched`) were processed from `started`."""
+    def live_processed(self, cpu_s: float) -> None:
+        """The fetched records (waiting since `live_fetched`) were processed, taking `cpu_s`
+        of the process's CPU time (backfill slices they carried not included)."""
         self._waiting = max(0, self._waiting - 1)
-        end = self._clock()
-        self._live.append((started, end))
+        self._live.append((self._clock(), max(0.0, cpu_s)))
         self._idle = False
 
     # -- what the ticker asks --------------------------------------------------------------
@@ -76,14 +77,12 @@ class LivePriority:
         return self._waiting > 0
 
     def live_load(self) -> float:
-        """Live traffic's share of the loop over the last WINDOW_S."""
-        now = self._clock()
-        since = now - WINDOW_S
+        """Live traffic's share of the CPU over the last WINDOW_S."""
+        since = self._clock() - WINDOW_S
         live = self._live
-        while live and live[0][1] <= since:
+        while live and live[0][0] <= since:
             live.popleft()
-        busy = sum(min(end, now) - max(start, since) for start, end in live)
-        return min(1.0, busy / WINDOW_S)
+        return min(1.0, sum(cpu for _end, cpu in live) / WINDOW_S)
 
     def idle(self) -> bool:
         """No record waits, and a fetch found none since the last slice."""
@@ -97,9 +96,8 @@ class LivePriority:
 
     def background_wait(self) -> float:
         """Seconds until the next slice may start (0: now). A tick whose slices evaluated for
-        d seconds is followed by d x (1 - share) / share of other work; with records waiting
-        the share is `min_share` (the ticker then queues behind them for the loop)."""
-        share = self.min_share if self._waiting else self.background_share()
+        d seconds is followed by d x (1 - share) / share of other work."""
+        share = self.background_share()
         if share >= 1.0:
             return 0.0
         ready = self._background_end + self._background_took * (1 - share) / share

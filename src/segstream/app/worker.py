@@ -197,10 +197,11 @@ class Worker:
                 by_partition[tp.partition].append((tp, messages))
             # Waiting records go before the next backfill slice (app/priority.py).
             self.priority.live_fetched()
-            started = time.monotonic()
+            cpu_started = time.process_time()
+            slicing: list[PartitionTask] = []
             try:
                 async with self._lock:
-                    started = time.monotonic()
+                    cpu_started = time.process_time()
                     slicing = self._owed_slices(by_partition)
                     # Each partition has its own transactional producer: run their
                     # transactions side by side, so that their broker round trips (add
@@ -217,7 +218,8 @@ class Worker:
                             sum(task.slice_evaluated_s for task in slicing)
                         )
             finally:
-                self.priority.live_processed(started)
+                sliced = sum(task.slice_evaluated_s for task in slicing)
+                self.priority.live_processed(time.process_time() - cpu_started - sliced)
 
     def _owed_slices(self, by_partition: dict[int, Any]) -> list[PartitionTask]:
         """Give these batches backfill slices when the backfills are owed their minimum share

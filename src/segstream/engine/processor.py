@@ -24,10 +24,11 @@ from segstream.rules.compile import (
     Leaf,
     SegmentLeaf,
     TraitLeaf,
+    index_keys,
     next_birthday,
     trait_terminals,
 )
-from segstream.rules.operators import split_path
+from segstream.rules.operators import split_path, terminals
 from segstream.schemas.events import InputEvent
 from segstream.schemas.jsontext import dumps
 from segstream.state.layout import event_timer_key, parse_event_timer
@@ -482,6 +483,10 @@ class SegmentEngine:
         segment = self.registry.segments.get(sid)
         if state is None or not state.exists or segment is None:
             return []
+        if segment.guards and sid not in state.members and not _meets(segment, state.traits):
+            # False before and after: nothing to evaluate, no timers (as for records, a
+            # trait change that meets the guards schedules the segment's timers), no write.
+            return []
         self._schedule_segment(state, segment, now)
         changes = self._evaluate(pid, state, {sid}, now, _lifecycle_cause(sid, kind))
         self._save(pid, state)
@@ -589,6 +594,14 @@ class SegmentEngine:
     def _save(self, pid: str, state: ProfileState) -> None:
         self.store.put(pid, state)
         self.due.set(pid, state.next_due)
+
+
+def _meets(segment: CompiledSegment, traits: Mapping[str, Any]) -> bool:
+    """A profile with these traits meets every guard of the segment (as `reachable` says)."""
+    return all(
+        not guard.keys.isdisjoint(index_keys(terminals(traits, guard.parts)))
+        for guard in segment.guards
+    )
 
 
 def _lifecycle_cause(root: str, kind: str) -> CauseOf:

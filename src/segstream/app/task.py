@@ -498,13 +498,14 @@ class PartitionTask:
         record = self._parked_record
         return record is not None and self._must_wait(record)
 
-    def unpark(self) -> bool:
-        """Release the parked control record when its related backfills are done; True when
-        one was released (the worker resumes the control partition at its offset)."""
-        if self.parked_control is None or self.related_pending():
-            return False
+    def unpark(self) -> int | None:
+        """Release the parked control record when its related backfills are done; its offset
+        when released (the worker reads the control partition again from there)."""
+        offset = self.parked_control
+        if offset is None or self.related_pending():
+            return None
         self.parked_control = self._parked_record = None
-        return True
+        return offset
 
     @staticmethod
     def _emit(

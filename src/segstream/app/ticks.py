@@ -34,7 +34,7 @@ class TickScheduler:
         lock: Callable[[], AbstractAsyncContextManager[object]],
         paused: Callable[[], bool],
         priority: LivePriority,
-        unparked: Callable[[PartitionTask], None] = lambda _task: None,
+        unparked: Callable[[PartitionTask, int], None] = lambda _task, _offset: None,
     ) -> None:
         self._tasks = tasks
         self._interval = interval_s
@@ -122,5 +122,6 @@ class TickScheduler:
             await self._tasks.suspend(task.partition)
         else:
             self.committed(task.partition)
-            if task.unpark():
-                self._unparked(task)
+            released = task.unpark()
+            if released is not None:
+                self._unparked(task, released)

@@ -257,7 +257,12 @@ class Worker:
             # Its due timers fired in that transaction: the ticker can leave it alone.
             self.ticks.committed(partition)
             if task.parked_control is not None:
-                self._park(task)
+                # A slice this batch carried may have finished the related backfills.
+                released = task.unpark()
+                if released is not None:
+                    self._unparked(task, released)
+                else:
+                    self._park(task)
 
     def _control_tp(self, partition: int) -> Any:
         from aiokafka import TopicPartition
@@ -271,10 +276,12 @@ class Worker:
             self.consumer.seek(tp, task.parked_control)
             self.consumer.pause(tp)
 
-    def _unparked(self, task: PartitionTask) -> None:
-        """The related backfills are done: read the control partition again."""
+    def _unparked(self, task: PartitionTask, offset: int) -> None:
+        """The related backfills are done: read the control partition again from the record
+        that waited (the position may be past it when it was parked and released at once)."""
         tp = self._control_tp(task.partition)
         if tp in self.consumer.assignment():
+            self.consumer.seek(tp, offset)
             self.consumer.resume(tp)
 
     async def _rewind(self, batch: list[tuple[Any, list[Any]]]) -> None:

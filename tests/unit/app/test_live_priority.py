@@ -127,9 +127,9 @@ def test_a_related_segment_change_waits_for_the_pending_backfill(tmp_path: Path)
     offsets = {tp.topic: offset for tp, offset in producer.offsets[-1].items()}
     assert offsets[task.topics.control] == dep.offset
     assert offsets[task.topics.profiles] == after.offset + 1
-    assert not task.unpark()
+    assert task.unpark() is None
     assert _drain(task) > 1, "the backfill ran in slices, not in one transaction"
-    assert task.unpark()
+    assert task.unpark() == dep.offset
     assert task.parked_control is None
     # Read again (the worker resumes the control partition at its offset): applied now.
     asyncio.run(task.process(batch(dep)))

@@ -1,7 +1,7 @@
 """The tick scheduler: every `SEGSTREAM_TICK_INTERVAL_S`, each owned partition with a due timer
 runs a transaction with no records (timers fire at their instants), and a partition whose open
 failed is opened again. Backfill slices run on ticks too, when `LivePriority` allows: back to
-back while no live record is waiting, at their minimum share of the loop under live load."""
+back on an idle loop, at their share of the CPU under live load."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class TickScheduler:
                 await asyncio.sleep(0)
                 continue
             async with self._lock():
-                # Asked again under the lock: records fetched meanwhile go first.
+                # Asked again under the lock: a batch of records may have taken the slice.
                 background = background and priority.background_wait() == 0.0
                 due = self._due(background, timers)
                 # One tick's backfill slices together take at most `slice_s` of evaluation,

@@ -195,7 +195,8 @@ class Worker:
             by_partition: dict[int, list[tuple[Any, list[Any]]]] = defaultdict(list)
             for tp, messages in fetched.items():
                 by_partition[tp.partition].append((tp, messages))
-            # Waiting records go before the next backfill slice (app/priority.py).
+            # Fetched records keep the ticker from running slices back to back, and their
+            # CPU time is the live load the backfills' share is measured against.
             self.priority.live_fetched()
             cpu_started = time.process_time()
             slicing: list[PartitionTask] = []
@@ -222,9 +223,9 @@ class Worker:
                 self.priority.live_processed(time.process_time() - cpu_started - sliced)
 
     def _owed_slices(self, by_partition: dict[int, Any]) -> list[PartitionTask]:
-        """Give these batches backfill slices when the backfills are owed their minimum share
-        (under live load the ticker would wait for the loop behind every batch); the tasks
-        that got one."""
+        """Give these batches backfill slices when the backfills are owed their share (under
+        live load the ticker would wait for the loop behind every batch); the tasks that got
+        one."""
         owed = self.priority.background_wait() == 0.0
         tasks = [
             task

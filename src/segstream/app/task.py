@@ -362,10 +362,6 @@ class PartitionTask:
             )
 
     # -- processing --------------------------------------------------------------------------
-    def has_work(self) -> bool:
-        """True when a timer is due or a backfill is pending (a tick has something to do)."""
-        return bool(self.jobs) or self.timer_due()
-
     def timer_due(self) -> bool:
         """True when the partition's earliest timer is due."""
         head = self.state.due.peek()

@@ -2,36 +2,35 @@
 
 Everything a worker does runs on one event loop, and a partition's work goes through one
 transaction at a time, so a backfill slice delays whatever live record arrives while it runs
-(and while its transaction commits). The rules, with `slice_s` and `min_share` from the
-settings (`SEGSTREAM_BACKFILL_SLICE_S`, `SEGSTREAM_BACKFILL_MIN_SHARE`):
+(and while its transaction commits: the changed profiles' writes, the sends and a few broker
+round trips). The rules, with `slice_s` and `min_share` from the settings
+(`SEGSTREAM_BACKFILL_SLICE_S`, `SEGSTREAM_BACKFILL_MIN_SHARE`):
 
 - a slice evaluates for at most `slice_s` (shared by the partitions of one tick), so a live
   record waits for at most one slice and one transaction's commit;
-- records fetched while a slice runs wait for at most that slice and its tick's commit: a
-  batch of records that finds the backfills owed their share carries the next slice itself,
-  after its records and in its own transaction (no extra commit, no wait for the loop);
-- live traffic's share of the loop is measured over the last `WINDOW_S` as the CPU time the
-  process spent on batches of records (not their broker round trips: while a commit waits,
-  the CPU is free, and slow commits must not make an idle CPU look busy); background work
-  may take what is left below `TARGET_LOAD`, and never less than `min_share`: under full
-  live load a backfill still advances at `min_share` of its idle speed;
-- once a fetch came back empty after the last slice (the consume loop found nothing to do),
-  the next slice may start at once: on an idle loop a backfill takes all spare time.
+- while live records flow (one was processed in the last `IDLE_AFTER_S`, or some wait),
+  slices get `min_share` of the evaluation time: slices that evaluated for d seconds are
+  followed by d x (1 - min_share) / min_share of other work. A batch of records that finds
+  the backfills owed carries the next slice itself, after its records and in its own
+  transaction (no extra commit, no wait behind the loop); the ticker runs one only when no
+  batch came to take it. Measured in this session: giving backfills more while records flow
+  (what the CPU left, up to 80 %) made nearly every batch carry a slice and its writes, so
+  nearly every live record waited for one (docs/performance.md);
+- once no record came for `IDLE_AFTER_S` and a fetch came back empty after the last slice
+  (the consume loop found nothing to do), ticks run slices back to back: on an idle loop a
+  backfill takes all spare time, and a rare live record waits for at most one slice and one
+  commit.
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 
-__all__ = ["TARGET_LOAD", "WINDOW_S", "LivePriority"]
+__all__ = ["IDLE_AFTER_S", "LivePriority"]
 
-#: Live traffic's share of the loop is measured over this much recent wall time.
-WINDOW_S = 1.0
-#: Live plus background work may keep the loop this busy; the rest is headroom, so that a
-#: burst of records finds the loop free instead of queueing behind slices.
-TARGET_LOAD = 0.8
+#: No record processed for this long: live traffic is idle, ticks may run slices back to back.
+IDLE_AFTER_S = 0.5
 
 
 class LivePriority:
@@ -47,7 +46,7 @@ class LivePriority:
         self.min_share = min_share
         self._clock = clock
         self._waiting = 0
-        self._live: deque[tuple[float, float]] = deque()  # (end, CPU seconds) of live batches
+        self._last_live = float("-inf")
         self._background_end = float("-inf")
         self._background_took = 0.0
         #: A fetch came back empty since the last slice ended.
@@ -55,7 +54,7 @@ class LivePriority:
 
     # -- what the consume loop reports -------------------------------------------------------
     def live_fetched(self) -> None:
-        """Records were fetched and wait for the loop: no slice starts before they ran."""
+        """Records were fetched and wait for the loop."""
         self._waiting += 1
 
     def live_idle(self) -> None:
@@ -63,40 +62,29 @@ class LivePriority:
         if not self._waiting:
             self._idle = True
 
-    def live_processed(self, cpu_s: float) -> None:
-        """The fetched records (waiting since `live_fetched`) were processed, taking `cpu_s`
-        of the process's CPU time (backfill slices they carried not included)."""
+    def live_processed(self) -> None:
+        """The fetched records (waiting since `live_fetched`) were processed."""
         self._waiting = max(0, self._waiting - 1)
-        self._live.append((self._clock(), max(0.0, cpu_s)))
+        self._last_live = self._clock()
         self._idle = False
 
-    # -- what the ticker asks --------------------------------------------------------------
+    # -- what the ticker and the consume loop ask --------------------------------------------
     @property
     def live_waiting(self) -> bool:
         """Fetched records wait for the loop."""
         return self._waiting > 0
 
-    def live_load(self) -> float:
-        """Live traffic's share of the CPU over the last WINDOW_S."""
-        since = self._clock() - WINDOW_S
-        live = self._live
-        while live and live[0][0] <= since:
-            live.popleft()
-        return min(1.0, sum(cpu for _end, cpu in live) / WINDOW_S)
-
     def idle(self) -> bool:
-        """No record waits, and a fetch found none since the last slice."""
-        return not self._waiting and self._idle
+        """No record waits or came for IDLE_AFTER_S, and a fetch found none since the last
+        slice."""
+        return not self._waiting and self._idle and self._clock() - self._last_live >= IDLE_AFTER_S
 
     def background_share(self) -> float:
         """The share of the loop background work may take now."""
-        if self.idle():
-            return 1.0
-        return max(self.min_share, TARGET_LOAD - self.live_load())
+        return 1.0 if self.idle() else self.min_share
 
     def background_wait(self) -> float:
-        """Seconds until the next slice may start (0: now). A tick whose slices evaluated for
-        d seconds is followed by d x (1 - share) / share of other work."""
+        """Seconds until the next slice may start (0: now)."""
         share = self.background_share()
         if share >= 1.0:
             return 0.0
@@ -104,8 +92,8 @@ class LivePriority:
         return max(0.0, ready - self._clock())
 
     def background_ran(self, evaluated_s: float) -> None:
-        """Slices that evaluated for `evaluated_s` in all ended now (their commit's broker
-        round trips are not counted)."""
+        """Slices that evaluated for `evaluated_s` in all ended now (their commit's writes
+        and broker round trips are not counted)."""
         self._background_end = self._clock()
         self._background_took = evaluated_s
         self._idle = False

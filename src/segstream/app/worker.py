@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections import defaultdict
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -195,14 +194,10 @@ class Worker:
             by_partition: dict[int, list[tuple[Any, list[Any]]]] = defaultdict(list)
             for tp, messages in fetched.items():
                 by_partition[tp.partition].append((tp, messages))
-            # Fetched records keep the ticker from running slices back to back, and their
-            # CPU time is the live load the backfills' share is measured against.
+            # Fetched records keep the ticker from running slices back to back.
             self.priority.live_fetched()
-            cpu_started = time.process_time()
-            slicing: list[PartitionTask] = []
             try:
                 async with self._lock:
-                    cpu_started = time.process_time()
                     slicing = self._owed_slices(by_partition)
                     # Each partition has its own transactional producer: run their
                     # transactions side by side, so that their broker round trips (add
@@ -219,13 +214,12 @@ class Worker:
                             sum(task.slice_evaluated_s for task in slicing)
                         )
             finally:
-                sliced = sum(task.slice_evaluated_s for task in slicing)
-                self.priority.live_processed(time.process_time() - cpu_started - sliced)
+                self.priority.live_processed()
 
     def _owed_slices(self, by_partition: dict[int, Any]) -> list[PartitionTask]:
-        """Give these batches backfill slices when the backfills are owed their share (under
-        live load the ticker would wait for the loop behind every batch); the tasks that got
-        one."""
+        """Give these batches backfill slices when the backfills are owed their minimum share
+        (under live load the ticker would wait for the loop behind every batch); the tasks
+        that got one."""
         owed = self.priority.background_wait() == 0.0
         tasks = [
             task

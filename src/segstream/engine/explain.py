@@ -26,7 +26,10 @@ from segstream.rules import condition_fingerprint
 from segstream.rules.compile import (
     EvaluationContext,
     EventLeaf,
+    HistoryLeaf,
     Leaf,
+    SegmentLeaf,
+    SequenceLeaf,
     TraitLeaf,
     compile_condition,
     leaf_key,
@@ -34,7 +37,7 @@ from segstream.rules.compile import (
 )
 from segstream.rules.operators import elements, terminals
 from segstream.state.due_index import DueIndex
-from segstream.state.profile import ProfileState
+from segstream.state.profile import ProfileState, StoredEvent
 from segstream.timefmt import DAY, format_instant
 
 __all__ = [
@@ -134,6 +137,7 @@ def _explain_trait(node: Mapping[str, Any], path: str, ctx: EvaluationContext) -
         "trait": leaf.path,
         "op": leaf.op,
         **({"value": _safe(node["value"])} if "value" in node else {}),
+        **({"ignore_case": True} if node.get("ignore_case") else {}),
         **_shown(ctx.trait_terminals(leaf.parts)),
     }
     if leaf.parts == ("age",) and isinstance(ctx.profile.traits.get("birthdate"), str):
@@ -145,6 +149,8 @@ def _explain_event(node: Mapping[str, Any], path: str, ctx: EvaluationContext) -
     leaf, truth = _leaf_truth(node, ctx)
     if not isinstance(leaf, EventLeaf):  # an event construct the compiler builds otherwise
         return _explain_other(node, path, ctx)
+    if leaf.follow is not None:
+        return _explain_not_followed(leaf, node, path, ctx, truth)
     selected = [e for e in ctx.profile.history(leaf.event_type) if leaf.counts(e, ctx)]
     measure = leaf.measure
     found: Explained = {
@@ -174,6 +180,94 @@ def _explain_event(node: Mapping[str, Any], path: str, ctx: EvaluationContext) -
         measured=json_number(_aggregate(measure.kind, numbers)),
     )
     return found
+
+
+def _explain_not_followed(
+    leaf: EventLeaf, node: Mapping[str, Any], path: str, ctx: EvaluationContext, truth: bool
+) -> Explained:
+    """`not_followed_by`: the selected `a` events (the candidates), the first whose D has
+    passed with no `b` after it (it makes the condition true), else the first one a `b`
+    cancelled and the first one still waiting for its D to pass."""
+    follow = leaf.follow
+    assert follow is not None
+    candidates = [e for e in ctx.profile.history(leaf.event_type) if leaf.counts(e, ctx)]
+    satisfied: Explained | None = None
+    blocked: Explained | None = None
+    waiting: Explained | None = None
+    for a in candidates:
+        quiet_until = a.at + follow.span
+        if quiet_until > ctx.now:  # D has not passed yet: a `b` may still come
+            if waiting is None:
+                waiting = {"at": _instant(a.at), "until": _instant(quiet_until)}
+            continue
+        b = _follower(leaf, a, ctx)
+        if b is None:
+            satisfied = {"at": _instant(a.at), "until": _instant(quiet_until)}
+            break
+        if blocked is None:
+            blocked = {"at": _instant(a.at), "until": _instant(quiet_until), "by": _instant(b.at)}
+    return {
+        "path": path,
+        "kind": "event",
+        "truth": truth,
+        "event": leaf.event_type,
+        "window": _window(leaf, ctx),
+        "measure": "not_followed_by",
+        "not_followed_by": _safe(dict(node["not_followed_by"])),
+        "candidates": len(candidates),
+        "satisfied_by": satisfied,
+        "blocked": blocked,
+        "waiting": waiting,
+    }
+
+
+def _follower(leaf: EventLeaf, a: StoredEvent, ctx: EvaluationContext) -> StoredEvent | None:
+    """The first stored `b` of `not_followed_by` after `a` (event order) within D."""
+    follow = leaf.follow
+    assert follow is not None
+    end = a.at + follow.span
+    for b in ctx.profile.history(follow.event_type):
+        if b.at < a.at or (b.at == a.at and b.order <= a.order):
+            continue
+        if b.at > end:
+            break
+        if all(w.pred(terminals(b.properties, w.parts), ctx.now) for w in follow.where):
+            return b
+    return None
+
+
+def _explain_sequence(node: Mapping[str, Any], path: str, ctx: EvaluationContext) -> Explained:
+    """A sequence: per step the events it selects now and the `at` of its event in the
+    earliest chain (the one the greedy evaluation finds; when false, the steps after the
+    one that found nothing have none)."""
+    leaf, truth = _leaf_truth(node, ctx)
+    if not isinstance(leaf, SequenceLeaf):
+        return _explain_other(node, path, ctx)
+    steps: list[Explained] = []
+    at, order = ctx.now - ctx.retention, -1  # before every stored event
+    chain_holds = True
+    for step in leaf.steps:
+        selected = sum(1 for e in ctx.profile.history(step.event_type) if step.counts(e, ctx))
+        found = step.first_after(ctx, at, order) if chain_holds else None
+        if found is None:
+            chain_holds = False
+        else:
+            at, order = found.at, found.order
+        steps.append(
+            {
+                "event": step.event_type,
+                "selected": selected,
+                "matched_at": _instant(found.at) if found is not None else None,
+            }
+        )
+    return {
+        "path": path,
+        "kind": "sequence",
+        "truth": truth,
+        "window": _window(leaf.steps[0], ctx),
+        **({"within": _safe(node["within"])} if "within" in node else {}),
+        "steps": steps,
+    }
 
 
 def _aggregate(kind: str, numbers: list[int | float]) -> int | float | None:
@@ -213,8 +307,13 @@ def _instant(us: int) -> str | None:
 
 
 def _explain_segment(node: Mapping[str, Any], path: str, ctx: EvaluationContext) -> Explained:
-    _, truth = _leaf_truth(node, ctx)
+    leaf, truth = _leaf_truth(node, ctx)
     entered = ctx.profile.members.get(node["segment"])
+    tenure: Explained = {}
+    if isinstance(leaf, SegmentLeaf) and leaf.span is not None:
+        # `for_at_least`: true from entered_at + D on, for as long as this membership lasts.
+        since = entered + leaf.span if entered is not None else None
+        tenure["true_from"] = _instant(since) if since is not None else None
     return {
         "path": path,
         "kind": "segment",
@@ -223,6 +322,7 @@ def _explain_segment(node: Mapping[str, Any], path: str, ctx: EvaluationContext)
         "member": node["segment"] in ctx.profile.members,
         "entered_at": _instant(entered) if entered is not None else None,
         **{k: _safe(v) for k, v in node.items() if k != "segment"},
+        **tenure,
     }
 
 
@@ -244,6 +344,7 @@ _EXPLAINERS: dict[str, Explainer] = {
     "trait": _explain_trait,
     "event": _explain_event,
     "segment": _explain_segment,
+    "sequence": _explain_sequence,
 }
 
 
@@ -350,11 +451,13 @@ def next_change_by_time(
 
 def _copy_state(state: ProfileState, registry: SegmentRegistry) -> ProfileState:
     """A detached copy with the histories the installed segments read (never journalled)."""
+    # Every type a leaf reads: a sequence's steps and a `not_followed_by`'s `b` type too.
     used = {
-        leaf.event_type
+        event_type
         for segment in registry.segments.values()
         for leaf in segment.leaves
-        if isinstance(leaf, EventLeaf)
+        if isinstance(leaf, HistoryLeaf)
+        for event_type in leaf.event_types
     }
     return ProfileState(
         exists=state.exists,

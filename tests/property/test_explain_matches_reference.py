@@ -4,7 +4,9 @@ After a generated stream, for every profile and segment: the explanation's root 
 the naive reference's evaluation (and the engine's compiled condition), every `and`/`or`/`not`
 node agrees with its children, and `next_change_by_time` names exactly the first transition
 that firing the timers with no further record produces — in the engine's replay and in the
-naive reference's.
+naive reference's. The v1.2 theme (sequences, `not_followed_by`, `for_at_least`, `within_next`,
+anniversaries, `matches`) runs the same checks, and each v1.2 node's details agree with its
+truth (a sequence's chain, the satisfying `a`, `true_from`).
 """
 
 from __future__ import annotations
@@ -52,10 +54,11 @@ def _sessions(scenario: Scenario) -> tuple[ReplaySession, NaiveReplay]:
     return session, naive
 
 
-def _check_tree(node: dict[str, Any]) -> None:
+def _check_tree(node: dict[str, Any], now: int) -> None:
     children = node.get("children", [])
     for child in children:
-        _check_tree(child)
+        _check_tree(child, now)
+    _check_details(node, now)
     truths = [c["truth"] for c in children]
     if node["kind"] == "and":
         assert node["truth"] == all(truths)
@@ -63,6 +66,33 @@ def _check_tree(node: dict[str, Any]) -> None:
         assert node["truth"] == any(truths)
     elif node["kind"] == "not":
         assert node["truth"] == (not truths[0])
+
+
+def _check_details(node: dict[str, Any], now: int) -> None:
+    """A v1.2 node's details say the same as its truth."""
+
+    def us(text: str) -> int:
+        return parse_datetime(text)
+
+    if node["kind"] == "sequence":
+        chain = [step["matched_at"] for step in node["steps"]]
+        assert node["truth"] == all(at is not None for at in chain)
+        # The matched events are in event order (at never decreases) and within the window.
+        found = [us(at) for at in chain if at is not None]
+        assert found == sorted(found)
+        low = node["window"]["later_than"]
+        assert low is None or all(at > us(low) for at in found)
+    elif node["kind"] == "event" and node.get("measure") == "not_followed_by":
+        satisfied, waiting, blocked = node["satisfied_by"], node["waiting"], node["blocked"]
+        assert node["truth"] == (satisfied is not None)
+        assert satisfied is None or us(satisfied["until"]) <= now
+        assert waiting is None or us(waiting["until"]) > now
+        if blocked is not None:
+            assert us(blocked["at"]) <= us(blocked["by"]) <= us(blocked["until"]) <= now
+    elif node["kind"] == "segment" and "for_at_least" in node:
+        true_from = node["true_from"]
+        assert (true_from is not None) == node["member"]
+        assert node["truth"] == (true_from is not None and us(true_from) <= now)
 
 
 def _first_changes(memberships: list[dict[str, Any]], after: int) -> dict[tuple[str, str], Any]:
@@ -95,11 +125,12 @@ def check_explain(scenario: Scenario) -> None:
             now=now,
             history_retention=retention,
             is_member=lambda sid, pid=pid: sid in naive.segments and (pid, sid) in naive.members,
+            entered_at=lambda sid, pid=pid: naive.entered.get((pid, sid)),
         )
         for sid, segment in session.registry.segments.items():
             condition = definitions[sid]["condition"]
             tree = explain_condition(condition, EvaluationContext(state, now, retention))
-            _check_tree(tree)
+            _check_tree(tree, now)
             expected = condition_holds(condition, naive_ctx)
             assert tree["truth"] == expected, (pid, sid, tree)
             assert tree["truth"] == segment.run(EvaluationContext(state, now, retention))
@@ -137,4 +168,18 @@ def test_explain_and_time_alone_on_timed_streams(scenario: Scenario) -> None:
 @given(scenarios(history_retention=3 * DAY))
 def test_explain_and_time_alone_with_a_short_retention(scenario: Scenario) -> None:
     # Events drop out of the kept history within the horizon: "until when" counts that too.
+    check_explain(scenario)
+
+
+@examples(40)
+@given(timed_scenarios("v12"))
+def test_explain_and_time_alone_on_v12_streams(scenario: Scenario) -> None:
+    # Sequences, not_followed_by, for_at_least on a v1.2 base, within_next, anniversaries
+    # and matches: the tree against the reference, "until when" against both replays.
+    check_explain(scenario)
+
+
+@examples(20)
+@given(timed_scenarios("references"))
+def test_explain_and_time_alone_on_reference_chains(scenario: Scenario) -> None:
     check_explain(scenario)

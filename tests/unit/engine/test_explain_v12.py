@@ -63,6 +63,13 @@ def test_a_sequence_shows_per_step_the_selected_events_and_the_earliest_chain() 
     ]
     state = session.store.get("p1")
     assert state is not None and "funnel" in state.members
+    # Until when: the chain's first view leaves the 1h window at 11:05, and the second view
+    # gives no other chain (no selected cart after it but 10:08's, which it precedes: one
+    # still holds), so it is the 10:06 view leaving at 11:06 that ends it.
+    alone = next_change_by_time(
+        session.registry.definitions(), "funnel", state, session.now or 0, session.retention
+    )
+    assert (alone.as_json()["changes_at"], alone.entered) == ("2026-03-01T11:06:00Z", False)
 
 
 def test_a_broken_sequence_shows_how_far_the_chain_got() -> None:

@@ -65,6 +65,21 @@ function traitValue(traits, path) {
 
 // -- the explanation tree ----------------------------------------------------------------------
 
+function describeWindow(window) {
+  if (window.at_or_before) return `after ${window.later_than}`;
+  if (window.before) return `after ${window.later_than}, before ${window.before}`;
+  return `kept history (after ${window.later_than})`;
+}
+
+function describeNotFollowed(node, window) {
+  const follow = `not followed by ${node.not_followed_by.event} within ${node.not_followed_by.within}`;
+  const parts = [`${node.event}: ${node.candidates} selected ${window}; ${follow}`];
+  if (node.satisfied_by) parts.push(`the one at ${node.satisfied_by.at} had none until ${node.satisfied_by.until}`);
+  if (node.blocked) parts.push(`the one at ${node.blocked.at} was followed at ${node.blocked.by}`);
+  if (node.waiting) parts.push(`the one at ${node.waiting.at} counts from ${node.waiting.until} if none comes`);
+  return parts.join("; ");
+}
+
 function describe(node) {
   switch (node.kind) {
     case "and":
@@ -80,21 +95,28 @@ function describe(node) {
       return `${node.trait} ${node.op}${operand} — the profile has ${seen}${from}`;
     }
     case "event": {
-      const window = node.window.at_or_before
-        ? `after ${node.window.later_than}`
-        : node.window.before
-          ? `after ${node.window.later_than}, before ${node.window.before}`
-          : `kept history (after ${node.window.later_than})`;
+      const window = describeWindow(node.window);
+      if (node.measure === "not_followed_by") return describeNotFollowed(node, window);
       const measure =
         node.measure === "count"
           ? `count ${node.op} ${format(node.value)}`
           : `${node.measure} of ${node.property} = ${format(node.measured)}, needs ${node.op} ${format(node.value)}`;
       return `${node.event}: ${node.selected} selected ${window}; ${measure}`;
     }
-    case "segment":
-      return node.member
+    case "sequence": {
+      const steps = node.steps
+        .map((step) => `${step.event} (${step.selected} selected${step.matched_at ? `, matched at ${step.matched_at}` : ", no match"})`)
+        .join(" → ");
+      return `sequence ${describeWindow(node.window)}: ${steps}`;
+    }
+    case "segment": {
+      const membership = node.member
         ? `member of ${node.segment} since ${node.entered_at}`
         : `not a member of ${node.segment}`;
+      if (node.for_at_least === undefined) return membership;
+      const from = node.true_from ? `; true from ${node.true_from}` : "";
+      return `${membership}, needs at least ${node.for_at_least}${from}`;
+    }
     default:
       return `${node.kind} (shown as written)`;
   }

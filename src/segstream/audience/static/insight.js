@@ -74,9 +74,10 @@ function describeWindow(window) {
 function describeNotFollowed(node, window) {
   const follow = `not followed by ${node.not_followed_by.event} within ${node.not_followed_by.within}`;
   const parts = [`${node.event}: ${node.candidates} selected ${window}; ${follow}`];
-  if (node.satisfied_by) parts.push(`the one at ${node.satisfied_by.at} had none until ${node.satisfied_by.until}`);
-  if (node.blocked) parts.push(`the one at ${node.blocked.at} was followed at ${node.blocked.by}`);
-  if (node.waiting) parts.push(`the one at ${node.waiting.at} counts from ${node.waiting.until} if none comes`);
+  const { satisfied_by: satisfied, blocked, waiting } = node;
+  if (satisfied) parts.push(`the one at ${satisfied.at} had none until ${satisfied.until}`);
+  if (blocked) parts.push(`the one at ${blocked.at} was followed at ${blocked.by}`);
+  if (waiting) parts.push(`the one at ${waiting.at} counts from ${waiting.until} if none comes`);
   return parts.join("; ");
 }
 
@@ -104,9 +105,11 @@ function describe(node) {
       return `${node.event}: ${node.selected} selected ${window}; ${measure}`;
     }
     case "sequence": {
-      const steps = node.steps
-        .map((step) => `${step.event} (${step.selected} selected${step.matched_at ? `, matched at ${step.matched_at}` : ", no match"})`)
-        .join(" → ");
+      const step = (s) => {
+        const matched = s.matched_at ? `matched at ${s.matched_at}` : "no match";
+        return `${s.event} (${s.selected} selected, ${matched})`;
+      };
+      const steps = node.steps.map(step).join(" → ");
       return `sequence ${describeWindow(node.window)}: ${steps}`;
     }
     case "segment": {

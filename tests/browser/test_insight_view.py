@@ -121,3 +121,68 @@ def test_members_chart_overlap_and_the_profile_view(
     expect(dialog.locator("#profile-status")).to_have_text("There is no profile “nobody”.")
     expect(dialog.locator("#profile-memberships")).to_be_hidden()
     shot("04-profile-not-found")
+
+
+def test_the_why_of_v12_conditions_in_words(page: Page, audience: Audience, shot: Any) -> None:
+    # SPEC §4.4: a sequence, "not followed by" and "member for at least", explained.
+    audience.create(
+        {
+            "id": "abandoned",
+            "name": "Abandoned cart",
+            "condition": {
+                "event": "cart.added",
+                "not_followed_by": {"event": "order.purchased", "within": "1m"},
+            },
+        }
+    )
+    audience.create(
+        {
+            "id": "funnel",
+            "name": "Viewed then added",
+            "condition": {
+                "sequence": [{"event": "product.viewed"}, {"event": "cart.added"}],
+                "within": "1h",
+            },
+        }
+    )
+    audience.create(
+        {
+            "id": "lingering",
+            "name": "Abandoned for a day",
+            "condition": {"segment": "abandoned", "for_at_least": "1d"},
+        }
+    )
+    now = time.time_ns() // 1000
+    viewed, added = format_instant(now - 300_000_000), format_instant(now - 180_000_000)
+    records = audience.cluster.produce(
+        [
+            {"id": "p01-v1", "type": "product.viewed", "profile_id": "p01", "at": viewed},
+            {"id": "p01-c1", "type": "cart.added", "profile_id": "p01", "at": added},
+        ]
+    )
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, records).result()
+    deadline = time.monotonic() + 30
+    while audience.api("GET", "/api/segments/abandoned")[1]["members"] != 1:
+        assert time.monotonic() < deadline, "p01 never entered abandoned"
+        time.sleep(0.3)
+    enter_token(page)
+    page.get_by_label("Find a profile").fill("p01")
+    page.get_by_label("Find a profile").press("Enter")
+    dialog = page.get_by_role("dialog", name="Profile")
+    expect(dialog.locator("#profile-status")).to_contain_text("Profile p01")
+    cart = dialog.locator("section.membership").filter(has_text="Abandoned cart")
+    cart.get_by_text("Why").click()
+    expect(cart.locator(".tree")).to_contain_text("cart.added: 1 selected kept history (after")
+    expect(cart.locator(".tree")).to_contain_text("not followed by order.purchased within 1m")
+    expect(cart.locator(".tree")).to_contain_text(f"the one at {added} had none until")
+    funnel = dialog.locator("section.membership").filter(has_text="Viewed then added")
+    funnel.get_by_text("Why").click()
+    expect(funnel.locator(".tree")).to_contain_text(
+        f"product.viewed (1 selected, matched at {viewed}) → cart.added (1 selected, matched at"
+    )
+    lingering = dialog.locator("section.membership").filter(has_text="Abandoned for a day")
+    expect(lingering).to_contain_text("Enters")
+    lingering.get_by_text("Why").click()
+    expect(lingering.locator(".tree")).to_contain_text("needs at least 1d; true from")
+    shot("05-v12-why")

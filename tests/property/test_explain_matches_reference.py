@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 from typing import Any
 
 from hypothesis import given, note
+from hypothesis import strategies as st
 
 from reference.conditions import EvaluationContext as NaiveContext
 from reference.conditions import condition_holds
@@ -24,11 +26,11 @@ from segstream.engine.explain import explain_condition, next_change_by_time
 from segstream.engine.replay import ReplaySession
 from segstream.errors import InvalidRecord
 from segstream.rules.compile import EvaluationContext
-from segstream.timefmt import DAY, parse_datetime
+from segstream.timefmt import DAY, format_instant, parse_datetime
 
 from .budget import examples
-from .strategies import Scenario, scenarios
-from .strategies_time import timed_scenarios
+from .strategies import T0, Scenario, scenarios
+from .strategies_time import EVENT_TYPES, timed_scenarios
 
 #: How far past the last record the replays fire timers to check the predictions.
 HORIZON = 800 * DAY
@@ -182,4 +184,57 @@ def test_explain_and_time_alone_on_v12_streams(scenario: Scenario) -> None:
 @examples(20)
 @given(timed_scenarios("references"))
 def test_explain_and_time_alone_on_reference_chains(scenario: Scenario) -> None:
+    check_explain(scenario)
+
+
+# -- dense v1.2 streams: sequences and "not followed by" that hold at the end as often as not --
+GAPS = (0, 0, 1_000_000, 30_000_000, 300_000_000, 1_800_000_000, 7_200_000_000)
+
+
+@st.composite
+def _dense_v12_leaf(draw: st.DrawFn) -> dict[str, Any]:
+    types = st.sampled_from(EVENT_TYPES)
+    if draw(st.booleans()):
+        steps = [{"event": draw(types)} for _ in range(draw(st.integers(2, 3)))]
+        node: dict[str, Any] = {"sequence": steps}
+        window = draw(st.sampled_from((None, "1m", "1h", "1d")))
+        return node if window is None else node | {"within": window}
+    follow = {"event": draw(types), "within": draw(st.sampled_from(("1s", "1m", "1h")))}
+    return {"event": draw(types), "not_followed_by": follow}
+
+
+@st.composite
+def dense_v12_scenarios(draw: st.DrawFn) -> Scenario:
+    """Few event types close together: the timed v1.2 theme's sequences are rarely true at
+    its end (where conditions, 1s windows); these are, and their chains are explained."""
+    base = draw(_dense_v12_leaf())
+    other = draw(
+        st.one_of(
+            _dense_v12_leaf(),
+            st.sampled_from(("1m", "1h", "1d")).map(
+                lambda d: {"segment": "base", "for_at_least": d}
+            ),
+        )
+    )
+    segments = [
+        {"id": "base", "name": "A", "condition": base},
+        {"id": "s1", "name": "B", "condition": other},
+    ]
+    lines, at = [], T0
+    for n in range(draw(st.integers(1, 10))):
+        at += draw(st.sampled_from(GAPS))
+        record = {
+            "id": f"e{n}",
+            "type": draw(st.sampled_from(EVENT_TYPES)),
+            "profile_id": draw(st.sampled_from(("p1", "p2"))),
+            "at": format_instant(at),
+            "properties": {},
+        }
+        lines.append(json.dumps(record))
+    return Scenario(segments, lines, at, 365 * DAY)
+
+
+@examples(100)
+@given(dense_v12_scenarios())
+def test_explain_and_time_alone_on_dense_v12_streams(scenario: Scenario) -> None:
     check_explain(scenario)

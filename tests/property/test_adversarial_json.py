@@ -150,8 +150,10 @@ def test_the_input_parser_gives_only_spec_outcomes(raw: bytes, key: bytes | None
         assert decode_profile(encode_profile(state)) == state
         stored = dict(profile_records(event.profile_id, state, None))
 
-        def scan(prefix: bytes) -> list[tuple[bytes, bytes]]:
-            return sorted((k, v) for k, v in stored.items() if k.startswith(prefix) and v)
+        def scan(prefix: bytes, start: bytes = b"") -> list[tuple[bytes, bytes]]:
+            return sorted(
+                (k, v) for k, v in stored.items() if k.startswith(prefix) and k >= start and v
+            )
 
         head = stored[head_key(event.profile_id)]
         assert head is not None

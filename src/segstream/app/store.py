@@ -241,9 +241,10 @@ class PartitionStore:
         for key, value in self._prefix(start):
             yield key[len(start) :].decode(), value
 
-    def scan(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
-        """Committed (key, value) pairs whose keys start with `prefix`, in key order."""
-        return self._prefix(prefix)
+    def scan(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Committed (key, value) pairs whose keys start with `prefix`, in key order, from
+        the first at or after `start` (one seek; read lazily)."""
+        return self._prefix(prefix, start)
 
     def stored_format(self) -> int | None:
         """The format of the store's profile data: FORMAT, 1 (written before the keyed layout),
@@ -259,9 +260,9 @@ class PartitionStore:
         """Record that the store holds the current format."""
         self._meta.put(FORMAT_KEY, str(FORMAT).encode())
 
-    def _prefix(self, prefix: bytes) -> Iterator[tuple[bytes, bytes]]:
+    def _prefix(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         it = self._family(prefix).iter()
-        it.seek(prefix)
+        it.seek(max(prefix, start))
         while it.valid():
             key: bytes = it.key()
             if not key.startswith(prefix):

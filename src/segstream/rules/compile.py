@@ -600,9 +600,6 @@ class EventLeaf(HistoryLeaf):
 
     def _selected(self, ctx: EvaluationContext, since: int | None = None) -> Iterator[StoredEvent]:
         """The events selected now in event order (with `since`: none before that `at`)."""
-        history = ctx.profile.history(self.event_type)
-        if not history:
-            return
         now = ctx.now
         low = now - ctx.retention  # exclusive
         high: int | None = None
@@ -614,6 +611,8 @@ class EventLeaf(HistoryLeaf):
         before = self.before
         if since is not None and since - 1 > low:
             low = since - 1
+        # Only the window is read (from its start) when the history is not in memory.
+        history = ctx.profile.history_after(self.event_type, low)
         start = bisect_right(history, low, key=_at)
         where = self.where
         for i in range(start, len(history)):

@@ -19,7 +19,8 @@ by `head_format` and converted by `from_old_state`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 from segstream.schemas.jsontext import dumps, loads_exact
 from segstream.state.profile import SEEN_IDS_KEPT, Journal, ProfileState, StoredEvent
@@ -54,8 +55,13 @@ PROFILE_PREFIXES = (HEAD_PREFIX, _EVENT, _SEEN, _TIMER)
 _OFFSET = 1 << 63
 
 Records = list[tuple[bytes, bytes | None]]
-#: Reads the (key, value) pairs whose keys start with a prefix, in key order.
-Scan = Callable[[bytes], Iterable[tuple[bytes, bytes]]]
+
+
+class Scan(Protocol):
+    """Reads stored (key, value) pairs whose keys start with `prefix`, in key order, from
+    the first key at or after `start` (lazily: a reader stops where it likes)."""
+
+    def __call__(self, prefix: bytes, start: bytes = b"") -> Iterable[tuple[bytes, bytes]]: ...
 
 
 def _lp(text: str) -> bytes:
@@ -204,16 +210,6 @@ def load_profile(
         for key, _ in (scan(timer_prefix) if for_update else ())
     ]
 
-    def loader(type_: str) -> list[StoredEvent]:
-        prefix = _EVENT + lp_pid + _lp(type_)
-        n = len(prefix)
-        history = []
-        for key, value in scan(prefix):
-            event_id, properties = loads_exact(value)
-            at = _int(key[n : n + 8])
-            history.append(StoredEvent(at, _int(key[n + 8 : n + 16]), event_id, type_, properties))
-        return history
-
     return ProfileState(
         exists=bool(exists),
         traits=traits,
@@ -226,10 +222,45 @@ def load_profile(
         seqs=seqs,
         timers=timers,
         oldest=oldest,
-        loader=loader,
+        loader=StoredHistory(lp_pid, scan),
         journal=Journal(seen_from=total),
         version=version,
     )
+
+
+class StoredHistory:
+    """A profile's stored history, read by ordered-key seeks (`HistoryLoader`)."""
+
+    __slots__ = ("_lp_pid", "_scan")
+
+    def __init__(self, lp_pid: bytes, scan: Scan) -> None:
+        self._lp_pid = lp_pid
+        self._scan = scan
+
+    def events(
+        self, type_: str, start: int, end: int | None, limit: int | None = None
+    ) -> list[StoredEvent]:
+        prefix = _EVENT + self._lp_pid + _lp(type_)
+        n = len(prefix)
+        found: list[StoredEvent] = []
+        if limit == 0:
+            return found
+        for key, value in self._scan(prefix, prefix + _u64(start)):
+            at = _int(key[n : n + 8])
+            if end is not None and at > end:
+                break
+            event_id, properties = loads_exact(value)
+            found.append(StoredEvent(at, _int(key[n + 8 : n + 16]), event_id, type_, properties))
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    def event(self, type_: str, at: int, order: int) -> StoredEvent | None:
+        key = _event_key(self._lp_pid, type_, at, order)
+        for _key, value in self._scan(key):
+            event_id, properties = loads_exact(value)
+            return StoredEvent(at, order, event_id, type_, properties)
+        return None
 
 
 def from_old_state(state: ProfileState) -> ProfileState:

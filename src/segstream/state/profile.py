@@ -2,22 +2,35 @@
 
 A profile is stored as keyed parts (`segstream.state.layout`): a small head, one entry per
 stored event, the de-duplication ids in a ring of SEEN_IDS_KEPT slots, and one entry per timer.
-In memory the head is always loaded; the history of an event type is loaded on its first use
-(`loader`), so evaluating a leaf reads only its type. While a `journal` is attached, every
-change is recorded by key, so that a transaction writes only what changed.
+In memory the head is always loaded; the history of an event type is read through `loader`
+only as far back as a read needs it (`history_after`: from a window's start), so evaluating a
+leaf reads only its type and its window. While a `journal` is attached, every change is
+recorded by key, so that a transaction writes only what changed.
+
+A partly loaded type keeps, in `loaded`, exactly its events with `at` above its bound in
+`partial`; below the bound the store is the truth, and two rules keep it so without merging
+the journal into reads: an insert first loads down to its own `at` (the journal puts only
+loaded events), and expiry moves `oldest` past every event it deletes (reads start at
+`oldest`, so they never see an event the journal deleted).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from segstream.timefmt import MAX_INSTANT
 
-__all__ = ["SEEN_IDS_KEPT", "EventKey", "Journal", "ProfileState", "StoredEvent"]
+__all__ = [
+    "SEEN_IDS_KEPT",
+    "EventKey",
+    "HistoryLoader",
+    "Journal",
+    "ProfileState",
+    "StoredEvent",
+]
 
 #: How many recent event ids a profile remembers for de-duplication (SPEC §3.3).
 SEEN_IDS_KEPT = 1000
@@ -53,6 +66,19 @@ class Journal:
         return not self.events and not self.timers and seen_total == self.seen_from
 
 
+class HistoryLoader(Protocol):
+    """Reads one profile's stored (committed) history."""
+
+    def events(
+        self, type_: str, start: int, end: int | None, limit: int | None = None
+    ) -> list[StoredEvent]:
+        """Stored events of a type with `start <= at <= end` (None: no end), in event order,
+        at most `limit` of them."""
+
+    def event(self, type_: str, at: int, order: int) -> StoredEvent | None:
+        """The stored event with this key, if any."""
+
+
 def _at(event: StoredEvent) -> int:
     return event.at
 
@@ -80,8 +106,10 @@ class ProfileState:
     oldest: dict[str, int] = field(default_factory=dict)
     #: Loaded histories by event type, each list in event order (`at`, then arrival).
     loaded: dict[str, list[StoredEvent]] = field(default_factory=dict)
-    #: Reads a type's stored history (None: everything is in `loaded`).
-    loader: Callable[[str], list[StoredEvent]] | None = field(default=None, compare=False)
+    #: Partly loaded types: `loaded[type]` holds exactly the events with `at` above this.
+    partial: dict[str, int] = field(default_factory=dict)
+    #: Reads stored history (None: everything is in `loaded`).
+    loader: HistoryLoader | None = field(default=None, compare=False)
     journal: Journal | None = field(default=None, compare=False)
     #: Bumped by every committed write (a cached copy is current while it matches).
     version: int = 0
@@ -106,12 +134,36 @@ class ProfileState:
         return bool(self.oldest)
 
     def history(self, type_: str) -> list[StoredEvent]:
-        """The stored events of a type in event order (loaded on first use; do not mutate)."""
+        """The stored events of a type in event order (loads them all; do not mutate)."""
+        return self._covering(type_, None)
+
+    def history_after(self, type_: str, low: int) -> list[StoredEvent]:
+        """The stored events of a type in event order, holding at least every one with
+        `at > low` (loaded from there on use; do not mutate). What a window reads."""
+        return self._covering(type_, low)
+
+    def _covering(self, type_: str, low: int | None) -> list[StoredEvent]:
         found = self.loaded.get(type_)
+        if found is not None:
+            bound = self.partial.get(type_)
+            if bound is None or (low is not None and low >= bound):
+                return found
+        elif type_ not in self.oldest or self.loader is None:
+            return []
+        else:
+            bound = None
+        first = self.oldest[type_]
+        start = first if low is None else max(low + 1, first)
+        assert self.loader is not None
         if found is None:
-            if type_ not in self.oldest or self.loader is None:
-                return []
-            found = self.loaded[type_] = self.loader(type_)
+            # Nothing loaded: from `start` to the end, none of it changed by the journal.
+            found = self.loaded[type_] = self.loader.events(type_, start, None)
+        elif bound is not None:
+            found[:0] = self.loader.events(type_, start, bound)
+        if start <= first:
+            self.partial.pop(type_, None)
+        else:
+            self.partial[type_] = start - 1
         return found
 
     @property
@@ -125,21 +177,30 @@ class ProfileState:
         """Insert an event into the history of its type, keeping event order."""
         event = StoredEvent(at, self.next_order, event_id, type_, properties)
         self.next_order += 1
-        history = self.history(type_)
-        if not history:
+        history = self._covering(type_, at - 1)
+        if type_ not in self.loaded:
             history = self.loaded[type_] = []
         if not history or history[-1].at <= at:
             history.append(event)
         else:
             history.insert(bisect_right(history, at, key=_at), event)
-        self.oldest[type_] = history[0].at
+        first = self.oldest.get(type_)
+        if first is None or at < first:
+            self.oldest[type_] = at
         if self.journal is not None:
             self.journal.events[(type_, at, event.order)] = event
         return event
 
     def find_event(self, type_: str, at: int, order: int) -> StoredEvent | None:
-        """The stored event of a type with this `at` and arrival order, if still kept."""
-        history = self.history(type_)
+        """The stored event of a type with this `at` and arrival order, if still kept (one
+        point read when it is not loaded)."""
+        first = self.oldest.get(type_)
+        if first is None or at < first:
+            return None
+        history = self.loaded.get(type_)
+        bound = self.partial.get(type_)
+        if history is None or (bound is not None and at <= bound):
+            return self.loader.event(type_, at, order) if self.loader is not None else None
         i = bisect_left(history, at, key=_at)
         while i < len(history) and history[i].at == at:
             if history[i].order == order:
@@ -148,19 +209,38 @@ class ProfileState:
         return None
 
     def drop_expired(self, horizon: int) -> None:
-        """Forget events with `at <= horizon`: no condition can see them any more."""
+        """Forget events with `at <= horizon`: no condition can see them any more. Reads
+        only the expired events (to delete them) and the first one kept."""
         for type_, first in list(self.oldest.items()):
             if first > horizon:
                 continue
-            history = self.history(type_)
-            cut = bisect_right(history, horizon, key=_at)
-            self._deleted(history[:cut])
-            del history[:cut]
+            history = self.loaded.get(type_)
+            bound = self.partial.get(type_) if history is not None else None
+            if history is None or bound is not None:
+                # The stored part below the loaded one (all of it when nothing is loaded).
+                top = horizon if bound is None else min(horizon, bound)
+                assert self.loader is not None
+                self._deleted(self.loader.events(type_, first, top))
+                if bound is not None and horizon >= bound:
+                    del self.partial[type_]  # what is left is all loaded
+                    bound = None
+            if history is not None:
+                cut = bisect_right(history, horizon, key=_at)
+                self._deleted(history[:cut])
+                del history[:cut]
+            if bound is not None or history is None:
+                # Stored events may remain between the horizon and the loaded part.
+                assert self.loader is not None
+                kept = self.loader.events(type_, horizon + 1, bound, 1)
+                if kept:
+                    self.oldest[type_] = kept[0].at
+                    continue
             if history:
                 self.oldest[type_] = history[0].at
             else:
                 del self.oldest[type_]
                 self.loaded.pop(type_, None)
+                self.partial.pop(type_, None)
 
     def _deleted(self, events: list[StoredEvent]) -> None:
         if self.journal is not None:
@@ -208,6 +288,7 @@ class ProfileState:
             self._deleted(self.history(type_))
         self.oldest = {}
         self.loaded = {}
+        self.partial = {}
         self.members = {}
         if self.journal is not None:
             for entry in self.timers:

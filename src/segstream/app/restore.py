@@ -67,7 +67,9 @@ async def restore_store(
             messages = fetched.get(tp, [])
             if messages:
                 try:
-                    store.apply_changelog([(m.key, m.value) for m in messages], messages[-1].offset)
+                    # The last value of each key (a dict keeps the latest).
+                    latest = {m.key: m.value for m in messages}
+                    store.apply_changelog(latest, messages[-1].offset)
                 except ValueError as exc:  # a head of another format
                     raise UnmigratedChangelog(
                         f"partition {partition} of {settings.topics.changelog!r}: {exc}; "

@@ -4,6 +4,7 @@ Key layout (one rocksdict DB per partition, three column families):
 
     default  p<profile id>                 a profile's head                   changelogged
              e, d, t + lp(profile id)...   its history, dedupe ring, timers   changelogged
+             w<profile id>                 old generations to sweep           changelogged
                                            (`segstream.state.layout`, format 2)
     meta     m<name>                       partition meta (catalogue, backfills)  changelogged
              \\0changelog-offset            last changelog offset applied
@@ -276,9 +277,11 @@ class PartitionStore:
         profiles: Iterable[ProfileWrite],
         meta: Mapping[bytes, bytes | None],
         changelog_offset: int | None,
+        swept: Iterable[tuple[bytes, bytes | None]] = (),
     ) -> None:
         """Write a committed transaction: profile states with their derived keys, meta entries
-        (None deletes), and the changelog offset they reach, in one RocksDB write batch."""
+        (None deletes), the sweep's tombstones, and the changelog offset they reach, in one
+        RocksDB write batch."""
         batch = WriteBatch(raw_mode=True)
         for write in profiles:
             for key, value in write.records:
@@ -286,28 +289,41 @@ class PartitionStore:
             self._derive(batch, write.profile_id, write.due, write.members_before, write.members)
         for key, value in meta.items():
             self._set(batch, key, value)
+        for key, value in swept:
+            self._set(batch, key, value)
         if changelog_offset is not None:
             self._set(batch, OFFSET_KEY, str(changelog_offset).encode())
         self._db.write(batch)
 
-    def apply_changelog(self, records: list[tuple[bytes, bytes | None]], offset: int) -> None:
-        """Apply changelog records read during a restore, up to `offset`."""
+    def apply_changelog(
+        self,
+        records: Mapping[bytes, bytes | None] | Iterable[tuple[bytes, bytes | None]],
+        offset: int,
+    ) -> None:
+        """Apply changelog records read during a restore, up to `offset` (pairs, or the last
+        value per key): one multi-get for the heads' previous values (their derived keys),
+        one write batch."""
         batch = WriteBatch(raw_mode=True)
-        latest: dict[bytes, bytes | None] = {}
-        for key, value in records:
-            latest[key] = value
-        for key, value in latest.items():
-            self._write(batch, key, value)
-        self._set(batch, OFFSET_KEY, str(offset).encode())
-        self._db.write(batch)
-
-    def _write(self, batch: WriteBatch, key: bytes, value: bytes | None) -> None:
-        if key.startswith(_PROFILE):
-            old_raw = self._db.get(key)
+        latest = records if isinstance(records, Mapping) else dict(records)
+        heads = [key for key in latest if key[:1] == _PROFILE]
+        olds: list[bytes | None] = (self._db.get(heads) if heads else None) or []
+        for key, old_raw in zip(heads, olds, strict=True):
+            value = latest[key]
             old = head_of(old_raw)[1] if old_raw is not None else {}
             _, members, due = head_of(value) if value is not None else (False, {}, None)
             self._derive(batch, key[1:].decode(), due, old, members)
-        self._set(batch, key, value)
+        meta_first = (_META, _SEP)
+        put, delete = batch.put, batch.delete
+        for key, value in latest.items():
+            # Profile data (most records) goes to the default family; meta to its own.
+            if key[:1] in meta_first:
+                self._set(batch, key, value)
+            elif value is None:
+                delete(key)
+            else:
+                put(key, value)
+        self._set(batch, OFFSET_KEY, str(offset).encode())
+        self._db.write(batch)
 
     def _set(self, batch: WriteBatch, key: bytes, value: bytes | None) -> None:
         """Put (None: delete) a key in its column family."""

@@ -10,7 +10,9 @@ counts, loaded-state cache). A `PartitionTransaction` collects what a batch chan
 
 - reads of profile states see the transaction's own writes first, then the store;
 - `prepare()` turns the changed parts of each profile (its head, and the history entries,
-  dedupe slots and timers its journal recorded) into the changelog records to send;
+  dedupe slots and timers its journal recorded) into the changelog records to send, and adds
+  a share of the sweep of deleted profiles' old generations (`sweep_records`: a few keys in a
+  transaction that changes profiles, more in one that does not, such as a tick);
 - only after the Kafka commit, `flush(offset)` writes the store (with the changelog offset the
   writes reach) and publishes the in-memory changes (due index, member counts, cache);
 - `rollback()` undoes every in-memory change (due index by its undo log, the backfill queue
@@ -31,7 +33,13 @@ from segstream.engine.membership import MembershipChange
 from segstream.engine.registry import SegmentRegistry
 from segstream.state.due_index import DueIndex
 from segstream.state.insight import size_records, timeline_records
-from segstream.state.layout import commit_journal, load_profile, profile_records
+from segstream.state.layout import (
+    Records,
+    commit_journal,
+    load_profile,
+    profile_records,
+    sweep_records,
+)
 from segstream.state.profile import ProfileState
 
 __all__ = [
@@ -46,6 +54,10 @@ __all__ = [
 #: with the histories they loaded. Live traffic comes in small batches, and decoding a profile
 #: per batch was the largest single cost of the worker at half its throughput (py-spy).
 PROFILE_CACHE_SIZE = 2000
+#: Old-generation keys a transaction deletes when it changes profiles (the hot path) and
+#: when it does not (ticks): the sweep of a deleted profile's history stays off the hot path.
+SWEEP_KEYS_BUSY = 50
+SWEEP_KEYS_IDLE = 1000
 
 
 class TransactionState(enum.Enum):
@@ -137,6 +149,7 @@ class PartitionTransaction:
         self._dirty: set[str] = set()
         self._encoded: dict[str, bytes] = {}  # the head each changed profile has after it
         self._meta: dict[bytes, bytes | None] = {}
+        self._swept: Records = []
         self._changes: list[MembershipChange] = []
         self._insight: list[tuple[bytes, bytes | None]] = []
 
@@ -219,6 +232,9 @@ class PartitionTransaction:
         records.extend(self._meta.items())
         self._insight = self._insight_records()
         records.extend(self._insight)
+        limit = SWEEP_KEYS_BUSY if self._writes else SWEEP_KEYS_IDLE
+        self._swept, _finished = sweep_records(self._store.scan, self.loaded.keys(), limit)
+        records.extend(self._swept)
         return records
 
     def _insight_records(self) -> list[tuple[bytes, bytes | None]]:
@@ -241,7 +257,9 @@ class PartitionTransaction:
     def flush(self, changelog_offset: int | None) -> None:
         """After the Kafka commit: write the store and publish the in-memory changes."""
         self._move(TransactionState.COMMITTED)
-        self._store.write(self._writes, {**self._meta, **dict(self._insight)}, changelog_offset)
+        self._store.write(
+            self._writes, {**self._meta, **dict(self._insight)}, changelog_offset, self._swept
+        )
         cache = self._state.cache
         for profile_id, state in self.loaded.items():
             head = self._encoded.get(profile_id, self._raw.get(profile_id))

@@ -4,22 +4,30 @@ and timers, each its own key, so that one event writes O(event + head) bytes.
 Keys (`lp(s)` is the UTF-8 of `s` prefixed by its length as 4 bytes: unambiguous for any
 profile id, U+0000 included; `u64(x)` is x + 2**63 as 8 big-endian bytes: sorts as integers):
 
-    p<profile id>                            head: [2, exists, traits, next_order, members,
-                                             seqs, oldest-at per type, seen total, seen base,
-                                             next due, version]
-    e lp(pid) lp(type) u64(at) u64(order)    one stored event: [id, properties]
-    d lp(pid) slot (2 bytes)                 dedupe ring: u64(number) + id
-    t lp(pid) u64(due) <trigger key>         one pending timer (empty value)
+    p<profile id>                              head: [2, exists, traits, next_order, members,
+                                               seqs, oldest-at per type, seen total, seen
+                                               base, next due, version, generation]
+    e lp(pid) gen(g) lp(type) u64(at) u64(order)   one stored event: [id, properties]
+    d lp(pid) slot (2 bytes)                   dedupe ring: u64(number) + id
+    t lp(pid) gen(g) u64(due) <trigger key>    one pending timer (empty value)
+    w<profile id>                              generations below this one await the sweep
+
+`gen(g)` is empty for generation 0 (so the keys of a store written before generations are
+generation 0's) and 0xFF + g as 4 big-endian bytes after it: no lp(type) or u64(due) starts
+with 0xFF, so the keys stay unambiguous, and every older generation's keys sort before
+`gen(g)`. A deletion moves the profile to a new generation: the old history and timers are
+never read again and `sweep_records` deletes them later, a few hundred keys at a time.
 
 The head is bounded by the traits and the number of segments (and event types); the history
 grows only by entries of its own. Heads of format 1 (the whole state in one value) are found
-by `head_format` and converted by `from_old_state`.
+by `head_format` and converted by `from_old_state`; a format-2 head of 11 fields (written
+before generations) is generation 0.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from typing import Protocol
 
 from segstream.schemas.jsontext import dumps, loads_exact
@@ -41,6 +49,7 @@ __all__ = [
     "parse_event_timer",
     "profile_of_key",
     "profile_records",
+    "sweep_records",
 ]
 
 #: The store and changelog format this module writes.
@@ -50,8 +59,11 @@ HEAD_PREFIX = b"p"
 _EVENT = b"e"
 _SEEN = b"d"
 _TIMER = b"t"
+_SWEEP = b"w"
 #: First bytes of every key that belongs to one profile.
-PROFILE_PREFIXES = (HEAD_PREFIX, _EVENT, _SEEN, _TIMER)
+PROFILE_PREFIXES = (HEAD_PREFIX, _EVENT, _SEEN, _TIMER, _SWEEP)
+#: Keys of old generations deleted per sweep (one transaction's share).
+SWEEP_BATCH = 500
 _OFFSET = 1 << 63
 
 Records = list[tuple[bytes, bytes | None]]
@@ -82,21 +94,30 @@ def head_key(profile_id: str) -> bytes:
     return HEAD_PREFIX + profile_id.encode()
 
 
-def _event_key(lp_pid: bytes, type_: str, at: int, order: int) -> bytes:
-    return _EVENT + lp_pid + _lp(type_) + _u64(at) + _u64(order)
+def _gen(generation: int) -> bytes:
+    return b"\xff" + generation.to_bytes(4, "big") if generation else b""
+
+
+def _event_key(owner: bytes, type_: str, at: int, order: int) -> bytes:
+    """`owner`: lp(pid) + gen(g)."""
+    return _EVENT + owner + _lp(type_) + _u64(at) + _u64(order)
 
 
 def _seen_key(lp_pid: bytes, number: int) -> bytes:
     return _SEEN + lp_pid + (number % SEEN_IDS_KEPT).to_bytes(2, "big")
 
 
-def _timer_key(lp_pid: bytes, due: int, key: str) -> bytes:
-    return _TIMER + lp_pid + _u64(due) + key.encode()
+def _timer_key(owner: bytes, due: int, key: str) -> bytes:
+    return _TIMER + owner + _u64(due) + key.encode()
+
+
+def _sweep_key(profile_id: str) -> bytes:
+    return _SWEEP + profile_id.encode()
 
 
 def profile_of_key(key: bytes) -> str | None:
     """The profile id a store or changelog key belongs to (None for other keys)."""
-    if key[:1] == HEAD_PREFIX:
+    if key[:1] in (HEAD_PREFIX, _SWEEP):
         return key[1:].decode(errors="replace")
     if key[:1] in (_EVENT, _SEEN, _TIMER) and len(key) >= 5:
         size = int.from_bytes(key[1:5], "big")
@@ -126,6 +147,7 @@ def encode_head(state: ProfileState) -> bytes:
             state.seen_base,
             state.next_due,
             state.version,
+            state.generation,
         ]
     )
 
@@ -154,25 +176,60 @@ def profile_records(profile_id: str, state: ProfileState, stored_head: bytes | N
     state.version += 1
     records: Records = [(head_key(profile_id), encode_head(state))]
     lp_pid = _lp(profile_id)
+    owner = lp_pid + _gen(state.generation)
     if journal is None:
+        assert not state.partial, "a state written whole has all its history loaded"
         for history in state.loaded.values():
             for e in history:
-                records.append((_event_key(lp_pid, e.type, e.at, e.order), _event_value(e)))
-        records.extend((_timer_key(lp_pid, due, key), b"") for due, key in state.timers)
+                records.append((_event_key(owner, e.type, e.at, e.order), _event_value(e)))
+        records.extend((_timer_key(owner, due, key), b"") for due, key in state.timers)
         records.extend(_seen_records(lp_pid, state, 0))
         return records
+    if state.generation != journal.generation:
+        # Deleted: the old generations' entries stay until the sweep deletes them.
+        records.append((_sweep_key(profile_id), str(state.generation).encode()))
     for (type_, at, order), event in journal.events.items():
-        key = _event_key(lp_pid, type_, at, order)
+        key = _event_key(owner, type_, at, order)
         records.append((key, _event_value(event) if event is not None else None))
     for (due, key_), present in journal.timers.items():
-        records.append((_timer_key(lp_pid, due, key_), b"" if present else None))
+        records.append((_timer_key(owner, due, key_), b"" if present else None))
     records.extend(_seen_records(lp_pid, state, journal.seen_from))
     return records
 
 
+def sweep_records(
+    scan: Scan, skip: Container[str], limit: int = SWEEP_BATCH
+) -> tuple[Records, list[str]]:
+    """Tombstones for up to `limit` stored keys of profiles' old generations (those with a
+    sweep mark, except the profiles in `skip`), and the profiles whose sweep they finish
+    (their marks' tombstones are among the records)."""
+    records: Records = []
+    finished: list[str] = []
+    for mark, value in scan(_SWEEP):
+        profile_id = mark[1:].decode()
+        if profile_id in skip:
+            continue
+        lp_pid = _lp(profile_id)
+        current = _gen(int(value))
+        for first in (_EVENT, _TIMER):
+            prefix = first + lp_pid
+            end = prefix + current
+            for key, _value in scan(prefix):
+                if key >= end:
+                    break
+                if len(records) >= limit:
+                    return records, finished
+                records.append((key, None))
+        records.append((mark, None))
+        finished.append(profile_id)
+        if len(records) >= limit:
+            break
+    return records, finished
+
+
 def commit_journal(state: ProfileState) -> None:
     """After a committed write: the state's changes are stored; journal from here on."""
-    state.journal = Journal(seen_from=state.seen_total)
+    state.journal = Journal(seen_from=state.seen_total, generation=state.generation)
 
 
 def head_of(raw: bytes) -> tuple[bool, dict[str, int], int | None]:
@@ -193,8 +250,10 @@ def load_profile(
     head = loads_exact(head_raw)
     if head[0] != FORMAT:
         raise ValueError(f"profile head of format {head[0]}, not {FORMAT}")
-    (_, exists, traits, next_order, members, seqs, oldest, total, base, _due, version) = head
+    (_, exists, traits, next_order, members, seqs, oldest, total, base, _due, version) = head[:11]
+    generation = head[11] if len(head) > 11 else 0
     lp_pid = _lp(profile_id)
+    owner = lp_pid + _gen(generation)
     numbered: list[tuple[int, str]] = []
     low = max(base, total - SEEN_IDS_KEPT)
     for _key, value in scan(_SEEN + lp_pid) if for_update else ():
@@ -203,7 +262,7 @@ def load_profile(
             numbered.append((number, value[8:].decode()))
     numbered.sort()
     seen: deque[str] = deque((i for _, i in numbered), maxlen=SEEN_IDS_KEPT)
-    timer_prefix = _TIMER + lp_pid
+    timer_prefix = _TIMER + owner
     cut = len(timer_prefix)
     timers = [
         (_int(key[cut : cut + 8]), key[cut + 8 :].decode())
@@ -222,25 +281,26 @@ def load_profile(
         seqs=seqs,
         timers=timers,
         oldest=oldest,
-        loader=StoredHistory(lp_pid, scan),
-        journal=Journal(seen_from=total),
+        loader=StoredHistory(owner, scan),
+        journal=Journal(seen_from=total, generation=generation),
         version=version,
+        generation=generation,
     )
 
 
 class StoredHistory:
     """A profile's stored history, read by ordered-key seeks (`HistoryLoader`)."""
 
-    __slots__ = ("_lp_pid", "_scan")
+    __slots__ = ("_owner", "_scan")
 
-    def __init__(self, lp_pid: bytes, scan: Scan) -> None:
-        self._lp_pid = lp_pid
+    def __init__(self, owner: bytes, scan: Scan) -> None:
+        self._owner = owner  # lp(pid) + gen(g)
         self._scan = scan
 
     def events(
         self, type_: str, start: int, end: int | None, limit: int | None = None
     ) -> list[StoredEvent]:
-        prefix = _EVENT + self._lp_pid + _lp(type_)
+        prefix = _EVENT + self._owner + _lp(type_)
         n = len(prefix)
         found: list[StoredEvent] = []
         if limit == 0:
@@ -256,7 +316,7 @@ class StoredHistory:
         return found
 
     def event(self, type_: str, at: int, order: int) -> StoredEvent | None:
-        key = _event_key(self._lp_pid, type_, at, order)
+        key = _event_key(self._owner, type_, at, order)
         for _key, value in self._scan(key):
             event_id, properties = loads_exact(value)
             return StoredEvent(at, order, event_id, type_, properties)

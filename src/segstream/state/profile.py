@@ -60,6 +60,8 @@ class Journal:
     timers: dict[tuple[int, str], bool] = field(default_factory=dict)
     #: `seen_total` when the journal started: ids remembered from here on are new.
     seen_from: int = 0
+    #: The generation when the journal started: a deletion since then moved to a new one.
+    generation: int = 0
 
     def empty(self, seen_total: int) -> bool:
         """True when nothing but possibly the head changed."""
@@ -113,6 +115,9 @@ class ProfileState:
     journal: Journal | None = field(default=None, compare=False)
     #: Bumped by every committed write (a cached copy is current while it matches).
     version: int = 0
+    #: Bumped by every deletion: history and timers are stored under the generation, so a
+    #: deletion leaves the old entries behind unread instead of deleting each one.
+    generation: int = 0
 
     # -- de-duplication -------------------------------------------------------------------
     def has_seen(self, event_id: str) -> bool:
@@ -284,15 +289,17 @@ class ProfileState:
         """Forget the profile (SPEC §3.1): only the counters and the deletion's id remain."""
         self.exists = False
         self.traits = {}
-        for type_ in list(self.oldest):
-            self._deleted(self.history(type_))
+        # A new generation: the history and timers of the old one are no longer read (a
+        # sweep deletes them later, `segstream.state.layout`), so nothing here reads them,
+        # and the journal's changes to them will never be read either.
+        self.generation += 1
         self.oldest = {}
         self.loaded = {}
         self.partial = {}
         self.members = {}
         if self.journal is not None:
-            for entry in self.timers:
-                self.journal.timers[entry] = False
+            self.journal.events.clear()
+            self.journal.timers.clear()
         self.timers = []
         self.seen.clear()
         self.seen_set.clear()

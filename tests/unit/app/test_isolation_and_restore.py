@@ -201,8 +201,9 @@ def test_a_store_restores_from_its_changelog_then_catches_up(tmp_path: Path) -> 
     assert _stored(restored) == _stored(task.store)
     assert any(key.startswith(b"e") for key in _stored(restored))
     # Derived indexes and metadata live in column families of their own; the default family
-    # holds the profile layout and the insight entries (timeline h, size history g).
-    assert {key[:1] for key in _stored(restored)} <= {b"p", b"e", b"d", b"t", b"h", b"g"}
+    # holds the profile layout (with sweep marks w) and the insight entries (timeline h,
+    # size history g).
+    assert {key[:1] for key in _stored(restored)} <= {b"p", b"e", b"d", b"t", b"w", b"h", b"g"}
     assert any(key.startswith(b"h") for key in _stored(restored))
     assert list(restored.meta_items("")) == list(task.store.meta_items(""))
     assert list(restored.scan_members()) == list(task.store.scan_members())

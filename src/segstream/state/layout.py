@@ -220,10 +220,10 @@ def sweep_records(
                 if len(records) >= limit:
                     return records, finished
                 records.append((key, None))
-        records.append((mark, None))
-        finished.append(profile_id)
         if len(records) >= limit:
             break
+        records.append((mark, None))
+        finished.append(profile_id)
     return records, finished
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from segstream.schemas.jsontext import dumps, loads_exact
 from segstream.state.codec import decode_profile, encode_profile
 from segstream.state.layout import (
     commit_journal,
@@ -16,6 +17,7 @@ from segstream.state.layout import (
     load_profile,
     profile_of_key,
     profile_records,
+    sweep_records,
 )
 from segstream.state.profile import SEEN_IDS_KEPT, ProfileState
 
@@ -247,3 +249,65 @@ def test_a_cache_miss_reads_only_the_window_of_a_20000_event_profile() -> None:
     target = state.history("page.viewed")[5000]
     assert loaded.find_event("page.viewed", target.at, target.order) == target
     assert store.read == 1
+
+
+def test_a_deletion_writes_o1_records_and_the_sweep_removes_the_old_generation() -> None:
+    store = DictStore()
+    state = ProfileState(exists=True, traits={"plan": "pro"})
+    for i in range(300):
+        state.add_event(i, f"e{i}", "page.viewed" if i % 2 else "a\x00b", {"n": i})
+        state.remember(f"e{i}")
+        state.schedule(1000 + i, f"x{i}")
+    store.apply(profile_records("p\x00", state, None))
+    head = store.data[b"pp\x00"]
+    state = load_profile("p\x00", head, store.scan)
+    state.add_event(400, "late", "page.viewed", {})  # then deleted in the same transaction
+    state.forget("d1")
+    records = profile_records("p\x00", state, head)
+    assert len(records) <= 3  # head, sweep mark, the deletion id's dedupe slot
+    store.apply(records)
+    commit_journal(state)
+    reloaded = load_profile("p\x00", store.data[b"pp\x00"], store.scan)
+    assert reloaded.events == {} and reloaded.timers == [] and not reloaded.exists
+    assert list(reloaded.seen) == ["d1"]
+    # The sweep, a few keys at a time, until no old key is left; another profile's stay.
+    other = ProfileState(exists=True)
+    other.add_event(1, "o", "page.viewed", {})
+    store.apply(profile_records("p", other, None))
+    kept = {k: v for k, v in store.data.items() if profile_of_key(k) == "p"}
+    for _ in range(200):
+        swept, finished = sweep_records(store.scan, (), 25)
+        assert len(swept) <= 25
+        store.apply(swept)
+        if finished:
+            break
+    assert finished == ["p\x00"] and sweep_records(store.scan, ()) == ([], [])
+    left = {k[:1] for k in store.data if profile_of_key(k) == "p\x00"}
+    assert left == {b"p", b"d"}  # the head and the dedupe ring
+    assert {k: v for k, v in store.data.items() if profile_of_key(k) == "p"} == kept
+    # Back in generation 1: new entries, read back alone.
+    again = load_profile("p\x00", store.data[b"pp\x00"], store.scan)
+    again.add_event(500, "n1", "page.viewed", {})
+    again.schedule(2000, "y")
+    store.apply(profile_records("p\x00", again, store.data[b"pp\x00"]))
+    final = load_profile("p\x00", store.data[b"pp\x00"], store.scan)
+    assert [e.id for e in final.history("page.viewed")] == ["n1"] and final.timers == [(2000, "y")]
+    assert final.generation == 1
+
+
+def test_a_head_written_before_generations_is_generation_0() -> None:
+    store = DictStore()
+    state = ProfileState(exists=True)
+    state.add_event(5, "x", "t", {"v": 1})
+    state.remember("x")
+    state.schedule(9, "y")
+    store.apply(profile_records("p", state, None))
+    head = loads_exact(store.data[b"pp"])
+    assert len(head) == 12 and head[11] == 0
+    store.data[b"pp"] = dumps(head[:11])  # as main's format 2 wrote it
+    loaded = load_profile("p", store.data[b"pp"], store.scan)
+    assert loaded.generation == 0 and loaded.timers == [(9, "y")]
+    assert [e.id for e in loaded.history("t")] == ["x"]
+    loaded.forget("d")
+    store.apply(profile_records("p", loaded, store.data[b"pp"]))
+    assert load_profile("p", store.data[b"pp"], store.scan).events == {}

@@ -11,8 +11,9 @@ __all__ = ["migrate"]
 def migrate() -> None:
     """Build the format-2 changelog (<prefix>.state-changelog-v2) from the format-1 one.
 
-    Run it with every worker stopped (settings from SEGSTREAM_* variables); partitions already
-    migrated are skipped, so it can run again after an interruption.
+    It may run while the old workers still run (settings from SEGSTREAM_* variables); run it
+    again once they are stopped, to convert what they wrote since: only that is read. A
+    partition up to date is skipped, so it can also run again after an interruption.
     """
     from segstream.app.migrate import legacy_changelog, migrate_changelog
     from segstream.app.settings import SettingsError, WorkerSettings
@@ -30,6 +31,6 @@ def migrate() -> None:
     written = run_kafka(settings, migrate_changelog(settings))
     source, target = legacy_changelog(settings), settings.topics.changelog
     if not written:
-        click.echo(f"nothing to migrate from {source} (missing, empty or done)", err=True)
+        click.echo(f"nothing to migrate from {source} (missing, empty or up to date)", err=True)
     for partition, records in sorted(written.items()):
         click.echo(f"partition {partition}: {records} records {source} -> {target}", err=True)

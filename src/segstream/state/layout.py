@@ -49,6 +49,7 @@ __all__ = [
     "parse_event_timer",
     "profile_of_key",
     "profile_records",
+    "sweep_key",
     "sweep_records",
 ]
 
@@ -111,7 +112,8 @@ def _timer_key(owner: bytes, due: int, key: str) -> bytes:
     return _TIMER + owner + _u64(due) + key.encode()
 
 
-def _sweep_key(profile_id: str) -> bytes:
+def sweep_key(profile_id: str) -> bytes:
+    """The key of a profile's sweep mark (its value: the generation whose elders go)."""
     return _SWEEP + profile_id.encode()
 
 
@@ -187,7 +189,7 @@ def profile_records(profile_id: str, state: ProfileState, stored_head: bytes | N
         return records
     if state.generation != journal.generation:
         # Deleted: the old generations' entries stay until the sweep deletes them.
-        records.append((_sweep_key(profile_id), str(state.generation).encode()))
+        records.append((sweep_key(profile_id), str(state.generation).encode()))
     for (type_, at, order), event in journal.events.items():
         key = _event_key(owner, type_, at, order)
         records.append((key, _event_value(event) if event is not None else None))

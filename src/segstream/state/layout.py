@@ -11,6 +11,8 @@ profile id, U+0000 included; `u64(x)` is x + 2**63 as 8 big-endian bytes: sorts 
     d lp(pid) slot (2 bytes)                   dedupe ring: u64(number) + id
     t lp(pid) gen(g) u64(due) <trigger key>    one pending timer (empty value)
     w<profile id>                              generations below this one await the sweep
+                                               (ASCII number, then a space and the key to
+                                               resume from, when a sweep stopped inside)
 
 `gen(g)` is empty for generation 0 (so the keys of a store written before generations are
 generation 0's) and 0xFF + g as 4 big-endian bytes after it: no lp(type) or u64(due) starts
@@ -204,25 +206,33 @@ def sweep_records(
 ) -> tuple[Records, list[str]]:
     """Tombstones for up to `limit` stored keys of profiles' old generations (those with a
     sweep mark, except the profiles in `skip`), and the profiles whose sweep they finish
-    (their marks' tombstones are among the records)."""
+    (their marks' tombstones are among the records). A sweep that stops inside a profile
+    rewrites its mark with the key to resume from, so the next one seeks there instead of
+    stepping again over the tombstones it left."""
     records: Records = []
     finished: list[str] = []
     for mark, value in scan(_SWEEP):
         profile_id = mark[1:].decode()
         if profile_id in skip:
             continue
+        generation, _, resume = value.partition(b" ")
         lp_pid = _lp(profile_id)
-        current = _gen(int(value))
+        current = _gen(int(generation))
         for first in (_EVENT, _TIMER):
+            if resume[:1] == _TIMER and first == _EVENT:
+                continue  # the events were swept already
             prefix = first + lp_pid
             end = prefix + current
-            for key, _value in scan(prefix):
+            for key, _value in scan(prefix, resume if resume[:1] == first else b""):
                 if key >= end:
                     break
                 if len(records) >= limit:
+                    records.append((mark, generation + b" " + key))
                     return records, finished
                 records.append((key, None))
         if len(records) >= limit:
+            # Done with its keys, but the budget is spent: the mark goes next time.
+            records.append((mark, generation + b" " + _TIMER + lp_pid + current))
             break
         records.append((mark, None))
         finished.append(profile_id)

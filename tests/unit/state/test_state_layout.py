@@ -277,7 +277,7 @@ def test_a_deletion_writes_o1_records_and_the_sweep_removes_the_old_generation()
     kept = {k: v for k, v in store.data.items() if profile_of_key(k) == "p"}
     for _ in range(200):
         swept, finished = sweep_records(store.scan, (), 25)
-        assert len(swept) <= 25
+        assert len(swept) <= 26  # the keys and the mark
         store.apply(swept)
         if finished:
             break

@@ -9,6 +9,7 @@ import asyncio
 import json
 import random
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from test_worker_e2e import apply_segments, assert_exactly_once, final_members
 from worker_harness import WorkerCluster
 
 from segstream.engine.replay import run_replay
+from segstream.state.layout import profile_of_key
 from segstream.timefmt import DAY, format_instant
 
 pytestmark = pytest.mark.kafka
@@ -170,3 +172,89 @@ def test_a_long_history_keeps_the_partition_fast(kafka_bootstrap: str, tmp_path:
     assert live_big == final_members(replayed)
     assert {("big", s) for s in ("viewers", "heavy", "product-fan")} <= live_big
     assert {s["id"] for s in restored} == {s for _, s in live_big} | {"pro"}
+
+
+async def _changelog(cluster: WorkerCluster) -> list[tuple[bytes, bytes | None]]:
+    """Every committed changelog record, in offset order."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=cluster.bootstrap, isolation_level="read_committed"
+    )
+    await consumer.start()
+    try:
+        tp = TopicPartition(cluster.settings.topics.changelog, 0)
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        end = (await consumer.end_offsets([tp]))[tp]
+        records = []
+        while await consumer.position(tp) < end:
+            for m in (await consumer.getmany(tp, timeout_ms=500)).get(tp, []):
+                records.append((m.key, m.value))
+        return records
+    finally:
+        await consumer.stop()
+
+
+def test_deleting_a_long_history_writes_little_and_the_sweep_drops_it(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A profile with 3,000 events is deleted: the deletion's transaction writes a few
+    records, not a tombstone per event; the sweep then tombstones every key of the old
+    generation on the changelog (so compaction drops them), and a worker restored on an
+    empty disk serves the profile as deleted."""
+    cluster = WorkerCluster(kafka_bootstrap, tmp_path, partitions=1)
+    now = int(time.time() * 1_000_000)
+    records = _records(now)[:3000]
+
+    async def scenario() -> tuple[list[Any], list[Any], int]:
+        await cluster.create_topics()
+        cluster.start("w1")
+        cluster.wait_ready("w1")
+        await apply_segments(cluster, DEFINITIONS)
+        await asyncio.sleep(2)
+        await cluster.produce(records)
+        await _wait_for(cluster, "big", "heavy")
+        marker = {
+            "id": "o1",
+            "type": "profile.updated",
+            "profile_id": "other",
+            "at": format_instant(now),
+            "traits": {"plan": "pro"},
+        }
+        await cluster.produce([marker])
+        await _wait_for(cluster, "other", "pro")  # all of big's events are in
+        before = await _changelog(cluster)
+        deletion = {"id": "del", "type": "profile.deleted", "profile_id": "big"}
+        await cluster.produce([deletion | {"at": format_instant(now)}])
+        started = time.monotonic()
+        while time.monotonic() - started < 60:
+            after = await _changelog(cluster)
+            if not any(k[:1] == b"w" for k, v in after[len(before) :] if v is None):
+                await asyncio.sleep(1)
+                continue
+            break
+        cluster.kill("w1")
+        cluster.start("w2", store="fresh")
+        url = cluster.wait_ready("w2")
+        try:
+            urllib.request.urlopen(f"{url}/api/profiles/big?activity=0", timeout=30)
+            status = 200
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            exc.close()
+        return before, after, status
+
+    try:
+        before, after, status = asyncio.run(scenario())
+    finally:
+        cluster.stop_all()
+    big = [(k, v) for k, v in before if profile_of_key(k) == "big"]
+    old_keys = {k for k, _ in big if k[:1] in (b"e", b"t")}
+    assert len({k for k in old_keys if k[:1] == b"e"}) == 3000
+    added = after[len(before) :]
+    tombstoned = {k for k, v in added if v is None}
+    # Every old key of the profile got its tombstone (from the sweep, not the deletion).
+    assert old_keys <= tombstoned
+    mark = next(i for i, (k, v) in enumerate(added) if k[:1] == b"w" and v is not None)
+    deletion_records = [r for r in added[: mark + 1] if profile_of_key(r[0]) == "big"]
+    assert len(deletion_records) <= 4, deletion_records
+    assert status == 404

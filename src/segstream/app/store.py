@@ -31,7 +31,15 @@ from typing import Any
 
 from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
 
-from segstream.state.layout import FORMAT, HEAD_PREFIX, Records, head_format, head_key, head_of
+from segstream.state.layout import (
+    FORMAT,
+    HEAD_PREFIX,
+    SWEEP_PREFIX,
+    Records,
+    head_format,
+    head_key,
+    head_of,
+)
 
 __all__ = [
     "FORMAT_KEY",
@@ -246,6 +254,10 @@ class PartitionStore:
         """Committed (key, value) pairs whose keys start with `prefix`, in key order, from
         the first at or after `start` (one seek; read lazily)."""
         return self._prefix(prefix, start)
+
+    def sweep_pending(self) -> bool:
+        """True when deleted profiles' old generations await the sweep (one seek)."""
+        return next(self._prefix(SWEEP_PREFIX), None) is not None
 
     def stored_format(self) -> int | None:
         """The format of the store's profile data: FORMAT, 1 (written before the keyed layout),

@@ -367,6 +367,11 @@ class PartitionTask:
         head = self.state.due.peek()
         return head is not None and head[0] <= wall_us()
 
+    def sweep_due(self) -> bool:
+        """True when deleted profiles' old keys await the sweep (`segstream.state.layout`):
+        a timer tick sweeps them on an idle partition (one seek)."""
+        return self.store is not None and self.store.sweep_pending()
+
     def quarantine(self, error: ProfileProcessingError) -> None:
         """A timer or backfill step raised for one profile: drop its timer (until a record
         gives it a new one) and let backfills pass it over. Logged and counted."""

@@ -103,7 +103,7 @@ class TickScheduler:
             if background and task.jobs:
                 due.append(task)
                 continue
-            if not timers or not task.timer_due():
+            if not timers or not (task.timer_due() or task.sweep_due()):
                 continue
             if now - self._last_transaction.get(partition, 0.0) < self._interval:
                 # A batch of records fired its due timers less than a tick ago; a

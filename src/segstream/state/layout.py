@@ -39,6 +39,7 @@ __all__ = [
     "FORMAT",
     "HEAD_PREFIX",
     "PROFILE_PREFIXES",
+    "SWEEP_PREFIX",
     "Records",
     "commit_journal",
     "encode_head",
@@ -63,6 +64,8 @@ _EVENT = b"e"
 _SEEN = b"d"
 _TIMER = b"t"
 _SWEEP = b"w"
+#: First byte of the sweep marks.
+SWEEP_PREFIX = _SWEEP
 #: First bytes of every key that belongs to one profile.
 PROFILE_PREFIXES = (HEAD_PREFIX, _EVENT, _SEEN, _TIMER, _SWEEP)
 #: Keys of old generations deleted per sweep (one transaction's share).

@@ -69,8 +69,13 @@ def test_a_deletion_writes_o1_keys_and_the_sweep_drops_the_old_generation(
     sent_before = len(producer.sent(task.topics.changelog))
 
     asyncio.run(run_batch(task, batch(feed.deletion("big", "d1", _now()))))
-    deletion = producer.sent(task.topics.changelog)[sent_before:]
-    # The head, the sweep mark, the deletion id's dedupe slot: no tombstone per event.
+    deletion = [
+        r
+        for r in producer.sent(task.topics.changelog)[sent_before:]
+        if r[1] is not None and r[1][:1] in (b"p", b"e", b"d", b"t", b"w")
+    ]
+    # The head, the sweep mark, the deletion id's dedupe slot: no tombstone per event. (The
+    # insight timeline, h keys, is issue 23's and forgets its entries one by one.)
     assert len(deletion) <= 4, deletion
     assert not [k for _, k, _ in deletion if k is not None and k[:1] in (b"e", b"t")]
     state = load_profile("big", task.store.get(profile_key("big")) or b"", task.store.scan)

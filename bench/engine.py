@@ -25,6 +25,7 @@ import orjson
 
 from segstream.engine.replay import ReplaySession, replay_lines
 from segstream.generate import generate_workload, write_workload
+from segstream.rules.references import referenced_segments
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,17 +45,6 @@ def uses_v12(node: Any) -> bool:
     return False
 
 
-def _references(node: Any) -> set[str]:
-    if isinstance(node, dict):
-        found = {node["segment"]} if isinstance(node.get("segment"), str) else set()
-        for value in node.values():
-            found |= _references(value)
-        return found
-    if isinstance(node, list):
-        return set().union(*(_references(item) for item in node)) if node else set()
-    return set()
-
-
 def mix(definitions: list[Any], count: int, v12_share: float) -> list[Any]:
     """`count` definitions in file order, `v12_share` of them using v1.2 constructs; a
     definition whose referenced segment is not in the mix is passed over."""
@@ -64,7 +54,7 @@ def mix(definitions: list[Any], count: int, v12_share: float) -> list[Any]:
     ids: set[str] = set()
     for definition in definitions:
         kind = uses_v12(definition["condition"])
-        if quota[kind] and _references(definition["condition"]) <= ids:
+        if quota[kind] and set(referenced_segments(definition["condition"])) <= ids:
             chosen.append(definition)
             ids.add(definition["id"])
             quota[kind] -= 1

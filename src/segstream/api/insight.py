@@ -12,6 +12,7 @@ from aiohttp import web
 
 from segstream.api.cluster import partition_for
 from segstream.api.context import ApiContext
+from segstream.api.drafts import read_draft
 from segstream.api.errors import ApiError, invalid, not_found
 from segstream.api.forward import call_owner
 from segstream.api.http import read_json
@@ -21,9 +22,7 @@ from segstream.api.insight_local import (
     size_history_partition,
     timeline_partition,
 )
-from segstream.api.limits import definition_limits
 from segstream.errors import Problem
-from segstream.rules import validate_definition
 from segstream.state.insight import MINUTE_RETENTION, RESOLUTIONS
 from segstream.timefmt import format_instant, parse_datetime
 
@@ -111,19 +110,7 @@ class InsightHandlers:
     async def explain_draft(self, request: web.Request) -> web.Response:
         """POST /api/profiles/{id}/explain with a draft definition (validated, 422 with paths)."""
         profile_id, partition = await self._profile_partition(request)
-        raw = await read_json(request, self.ctx.settings.api_max_body_bytes)
-        problems = definition_limits(raw)
-        if problems:
-            raise invalid("definition_too_large", problems)
-        view = self.ctx.view
-        await view.refresh()
-        problems = validate_definition(
-            raw, view.definitions, history_retention=self.ctx.settings.history_retention
-        )
-        if problems:
-            raise invalid("invalid_definition", problems)
-        assert isinstance(raw, dict)
-        draft = {k: raw[k] for k in ("id", "name", "description", "condition") if k in raw}
+        draft = await read_draft(request, self.ctx)
         args = {"profile_id": profile_id, "now": _now(), "definition": draft}
         return self._found(await self._ask(partition, "explain", args), profile_id)
 

@@ -9,15 +9,14 @@ from typing import Any
 from aiohttp import web
 
 from segstream.api.context import ApiContext
+from segstream.api.drafts import read_definition, read_draft
 from segstream.api.errors import ApiError, invalid, not_found
 from segstream.api.forward import call_owner
-from segstream.api.http import read_json
-from segstream.api.limits import MAX_SAMPLE, definition_limits, query_int
+from segstream.api.limits import MAX_SAMPLE, query_int
 from segstream.api.local import PreviewPart, preview_partition
 from segstream.api.writer import ApiSegmentWriter, SegmentExists
 from segstream.app.segment_writer import Applied, UnknownSegment
 from segstream.errors import Problem
-from segstream.rules import validate_definition
 
 __all__ = ["SegmentHandlers"]
 
@@ -99,16 +98,8 @@ class SegmentHandlers:
         sample = query_int(request.query.get("sample"), "sample", 20, 0, MAX_SAMPLE)
         if isinstance(sample, Problem):
             raise invalid("invalid_parameter", [sample])
-        raw = await self._definition(request)
+        draft = await read_draft(request, self.ctx)
         view = self.ctx.view
-        await view.refresh()
-        problems = validate_definition(
-            raw, view.definitions, history_retention=self.ctx.settings.history_retention
-        )
-        if problems:
-            raise invalid("invalid_definition", problems)
-        assert isinstance(raw, dict)
-        draft = {k: raw[k] for k in ("id", "name", "description", "condition") if k in raw}
         partitions = await view.partitions()
         now = time.time_ns() // 1000
         parts = await asyncio.gather(
@@ -145,11 +136,7 @@ class SegmentHandlers:
         return PreviewPart(**answer)
 
     async def _definition(self, request: web.Request) -> object:
-        raw = await read_json(request, self.ctx.settings.api_max_body_bytes)
-        problems = definition_limits(raw)
-        if problems:
-            raise invalid("definition_too_large", problems)
-        return raw
+        return await read_definition(request, self.ctx)
 
     def _written(self, applied: Applied, raw: object) -> web.Response:
         if applied.outcome == "rejected":

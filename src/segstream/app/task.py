@@ -41,6 +41,7 @@ from segstream.engine.backfill import BackfillJob, BackfillQueue
 from segstream.engine.membership import MembershipChange
 from segstream.engine.processor import SegmentEngine
 from segstream.engine.registry import SegmentRegistry
+from segstream.engine.status import partition_status
 from segstream.errors import InvalidDefinition, InvalidRecord, ProfileProcessingError
 from segstream.rules import analyze_condition, condition_fingerprint
 from segstream.schemas.events import decode_key, parse_input_record
@@ -687,17 +688,7 @@ class PartitionTask:
 
     def status(self) -> dict[str, Any]:
         """This partition's segment versions, readiness and member counts (status topic)."""
-        segments = {}
-        for sid, segment in self.registry.segments.items():
-            job = self.jobs.pending(sid)
-            segments[sid] = {
-                "version": segment.version,
-                "members": self.members.get(sid, 0),
-                "ready": job is None,
-                "backfill_done": job.done if job is not None else None,
-                "backfill_total": job.total if job is not None else None,
-            }
-        return {"partition": self.partition, "segments": segments}
+        return partition_status(self.partition, self.registry, self.jobs, self.members)
 
 
 async def _stop_quietly(producer: Any) -> None:

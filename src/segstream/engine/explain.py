@@ -36,6 +36,7 @@ from segstream.rules.compile import (
     make_leaf,
 )
 from segstream.rules.operators import elements, terminals
+from segstream.rules.references import referenced_segments
 from segstream.state.due_index import DueIndex
 from segstream.state.profile import ProfileState, StoredEvent
 from segstream.timefmt import DAY, format_instant
@@ -388,23 +389,12 @@ def _with_references(
             return
         placed.add(current)
         definition = definitions[current]
-        for ref in sorted(_references(definition["condition"])):
+        for ref in sorted(set(referenced_segments(definition["condition"]))):
             place(ref)
         order.append(definition)
 
     place(sid)
     return order
-
-
-def _references(node: Any) -> set[str]:
-    if isinstance(node, dict):
-        found = {node["segment"]} if isinstance(node.get("segment"), str) else set()
-        for value in node.values():
-            found |= _references(value)
-        return found
-    if isinstance(node, list):
-        return set().union(*(_references(v) for v in node)) if node else set()
-    return set()
 
 
 def next_change_by_time(

@@ -28,6 +28,7 @@ from segstream.engine.backfill import BackfillJob, BackfillQueue
 from segstream.engine.membership import MembershipChange
 from segstream.engine.processor import SegmentEngine
 from segstream.engine.registry import SegmentRegistry
+from segstream.engine.status import partition_status
 from segstream.errors import InvalidDefinition, InvalidRecord
 from segstream.rules import condition_fingerprint
 from segstream.schemas.events import decode_key, parse_input_record
@@ -309,17 +310,7 @@ class FaustPartition:
     # -- status ------------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
         """This partition's segment versions, readiness and member counts (status topic)."""
-        segments = {}
-        for sid, segment in self.registry.segments.items():
-            job = self.jobs.pending(sid)
-            segments[sid] = {
-                "version": segment.version,
-                "members": self.members.get(sid, 0),
-                "ready": job is None,
-                "backfill_done": job.done if job is not None else None,
-                "backfill_total": job.total if job is not None else None,
-            }
-        return {"partition": self.partition, "segments": segments}
+        return partition_status(self.partition, self.registry, self.jobs, self.members)
 
 
 def _ids(tables: PartitionTables) -> Iterator[str]:

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from typing import Any
 
-from worker_harness import _WEB, SEGSTREAM, WorkerCluster
+from worker_harness import _WEB, WorkerCluster
 
 
 class FaustCluster(WorkerCluster):
     """One application run by Faust-runtime workers."""
 
-    def start(self, name: str = "w1", store: str | None = None) -> None:
-        env = {
-            **self.env,
-            "SEGSTREAM_STORE_DIR": str(self.tmp / (store or name)),
-            "SEGSTREAM_WORKER_ID": name,
-        }
-        with (self.tmp / f"{name}.log").open("ab") as log:
-            self.processes[name] = subprocess.Popen(
-                [SEGSTREAM, "worker", "--runtime", "faust"], env=env, stdout=log, stderr=log
-            )
+    worker_command = ("worker", "--runtime", "faust")
 
     def wait_ready(self, name: str = "w1", timeout: float = 90) -> str:
         """As the native worker's, but fails at once when the process is gone."""

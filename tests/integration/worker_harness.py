@@ -28,6 +28,9 @@ _WEB = re.compile(r"web listening on (http://[0-9.]+:[0-9]+)")
 class WorkerCluster:
     """One application (a topic prefix and a group) and the worker processes running it."""
 
+    #: The `segstream` arguments that start one worker (the Faust harness runs another runtime).
+    worker_command: tuple[str, ...] = ("worker",)
+
     def __init__(self, bootstrap: str, tmp: Path, partitions: int = 2, **extra: str) -> None:
         self.prefix = f"t{uuid.uuid4().hex[:8]}"
         self.tmp = tmp
@@ -64,7 +67,7 @@ class WorkerCluster:
         }
         with (self.tmp / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
-                [SEGSTREAM, "worker"], env=env, stdout=log, stderr=log
+                [SEGSTREAM, *self.worker_command], env=env, stdout=log, stderr=log
             )
 
     def log(self, name: str = "w1") -> str:

@@ -28,6 +28,8 @@ from typing import Any
 
 import faust
 from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from faust.types import TP
 
 from segstream.app.catalogue import SegmentCatalogue
 from segstream.app.collector import SendRejected
@@ -44,9 +46,9 @@ __all__ = ["FaustRuntime"]
 
 log = logging.getLogger("segstream.faust")
 
-#: Exit status when a send failed after the producer's own retries, or a table write failed
-#: (the supervisor restarts the worker; the records are read again from the committed
-#: offsets: at least once).
+#: Exit status when a send failed after the producer's own retries, a table write failed, or
+#: the committed offsets could not be read (the supervisor restarts the worker; the records
+#: are read again from the committed offsets: at least once).
 EXIT_SEND_FAILED = 70
 
 
@@ -134,6 +136,9 @@ class FaustRuntime:
         self._producer_lock = asyncio.Lock()
         self.web: HealthWeb | None = None
         self._started = False
+        #: Per (topic, partition): the committed offset read after the last assignment;
+        #: records below it are skipped (see `_agent`).
+        self._floors: dict[tuple[str, int], int] = {}
         topics = worker.topics
         self.app = faust.App(
             settings.app_id,
@@ -205,6 +210,15 @@ class FaustRuntime:
     async def _agent(self, stream: Any) -> None:
         async for event in stream.events():
             message = event.message
+            if message.offset < await self._committed_floor(message.topic, message.partition):
+                # Faust resumes the partitions before it seeks them to the committed offsets
+                # (its Recovery `_resume_streams`), so after an assignment the agent can get
+                # records from the partition's start first. Applied again they would act on
+                # a state that is past them: a profile deleted since has forgotten the ids
+                # of its older events, which would bring it back (docs/faust.md,
+                # "Guarantee"). They were processed before the last commit: skip them.
+                self.metrics.internal_record_skipped("before_committed")
+                continue
             timestamp = message.timestamp
             record = _Record(
                 message.topic,
@@ -215,6 +229,41 @@ class FaustRuntime:
                 int(timestamp * 1000) if timestamp is not None else None,
             )
             await self._process(record)
+
+    async def _committed_floor(self, topic: str, partition: int) -> int:
+        """The group's committed offset of a partition, read once after each assignment."""
+        floor = self._floors.get((topic, partition))
+        if floor is None:
+            try:
+                admin = AIOKafkaAdminClient(**self.settings.worker.client_kwargs())
+                await admin.start()
+                try:
+                    committed = await admin.list_consumer_group_offsets(self.settings.app_id)
+                finally:
+                    await admin.close()
+            except Exception:
+                # Raising here would let Faust acknowledge the record unprocessed: stop; the
+                # next start reads from the committed offsets (at least once).
+                log.critical("the committed offsets could not be read; stopping", exc_info=True)
+                logging.shutdown()
+                os._exit(EXIT_SEND_FAILED)
+            # Faust's consumer learns the committed offsets only when it seeks to them; until then
+            # takes the records' acknowledgements as new: its next commit could move the
+            # group's offset back (to just after the records from the start). Tell it now
+            # (`_committed_offset` is private, decision 0001, §3).
+            consumer: Any = self.app.consumer
+            known = consumer._committed_offset
+            for tp, meta in committed.items():
+                offset = max(0, meta.offset)
+                self._floors[(tp.topic, tp.partition)] = offset
+                faust_tp = TP(tp.topic, tp.partition)
+                if offset > 0 and known.get(faust_tp) is None:
+                    known[faust_tp] = offset
+            floor = self._floors.setdefault((topic, partition), 0)
+            log.info(
+                "committed offsets after the assignment: %s[%d] at %d", topic, partition, floor
+            )
+        return floor
 
     async def _process(self, record: _Record) -> None:
         started = time.monotonic()
@@ -388,6 +437,7 @@ class FaustRuntime:
         # Partitions that moved may come back changed by another worker: every partition
         # loads anew from its (restored) tables at its next record.
         self.partitions.clear()
+        self._floors.clear()
 
     async def _started_task(self) -> None:
         """Probes and metrics (`/livez`, `/readyz`, `/metrics`) on SEGSTREAM_WEB_PORT, once

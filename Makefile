@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 KAFKA := deploy/kafka-local/kafka.sh
 
-.PHONY: help venv constraints run test lint unit integration chaos bench faust-check ops-tools browser-tools kcat-tools kafka-start kafka-stop kafka-status kafka-fetch clean
+.PHONY: help venv constraints run test lint unit integration chaos bench faust-check faust-kill-test ops-tools browser-tools kcat-tools kafka-start kafka-stop kafka-status kafka-fetch clean
 
 help:
 	@echo "make run          local Kafka broker, worker, demo segments and a live stream (Ctrl-C stops all)"
@@ -20,6 +20,7 @@ help:
 	@echo "make kafka-start | kafka-stop | kafka-status   the local broker on 127.0.0.1:9092"
 	@echo "make bench        end-to-end Kafka benchmark at full size (~20 min; BENCH_ARGS to scale down)"
 	@echo "make faust-check  native vs Faust runtime in one run (docs/runtimes.md; ~8 min reduced)"
+	@echo "make faust-kill-test  the Faust runtime's kill -9 test (known open defect, docs/faust.md)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,9 +82,13 @@ bench: $(STAMP)
 
 # Native runtime vs Faust runtime on a broker of its own (docs/runtimes.md): bulk throughput,
 # latency at 1,250 events/s, restore, kill -9 twice; RUNTIMES_ARGS passes flags (sizes).
-# The Faust runtime's tests on the broker run in `make test` (tests/integration/test_faust_runtime.py).
+# The Faust runtime's tests on the broker run in `make test` (tests/integration/test_faust_runtime.py)
+# but for its kill -9 test, a known open defect (docs/faust.md, "Open"): `make faust-kill-test`.
 faust-check: $(STAMP)
 	$(BIN)/python bench/runtimes.py $(RUNTIMES_ARGS)
+
+faust-kill-test: $(STAMP)
+	SEGSTREAM_FAUST_KILL_TEST=1 $(BIN)/pytest tests/integration/test_faust_runtime.py -k kill_9
 
 kafka-start:
 	$(KAFKA) start

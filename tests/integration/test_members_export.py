@@ -101,12 +101,18 @@ def kcat_members(cluster: WorkerCluster, topic: str | None = None) -> dict[str, 
     return members
 
 
+class PartitionInTransit(Exception):
+    """The API answered 503 `partition_unavailable`: a rebalance is moving a partition."""
+
+
 def api_members(url: str, segment_id: str) -> list[str]:
     found: list[str] = []
     cursor: str | None = None
     while True:
         query = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
         status, raw, _ = http(f"{url}/api/segments/{segment_id}/members?{urlencode(query)}")
+        if status == 503 and b"partition_unavailable" in raw:
+            raise PartitionInTransit(raw.decode())
         assert status == 200, raw
         page = orjson.loads(raw)
         found.extend(m["profile_id"] for m in page["members"])
@@ -135,7 +141,10 @@ def consistent(cluster: WorkerCluster, url: str, segments: set[str]) -> tuple[bo
     seen: dict[str, Any] = {}
     ok = set(listed) == segments
     for sid in segments:
-        api = api_members(url, sid) if sid in listed else []
+        try:
+            api = api_members(url, sid) if sid in listed else []
+        except PartitionInTransit as retry:  # the workers are still sharing the partitions out
+            return False, str(retry)
         in_topic = topic.get(sid, set())
         status, count = listed.get(sid, ("missing", -1))
         seen[sid] = (status, count, len(api), len(in_topic))

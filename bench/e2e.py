@@ -52,6 +52,7 @@ from e2e_kafka import (
     Broker,
     GroupProgress,
     MembershipProbe,
+    cpu_seconds,
     du,
     end_offsets,
     load,
@@ -329,6 +330,7 @@ async def run_throughput(
     spy = PySpy(pids[0], *py_spy) if py_spy and PY_SPY else None
     series: list[tuple[float, int]] = []
     rss_peak = dict.fromkeys(pids, 0)
+    cpu_at_first: float | None = None
     async with GroupProgress(app.settings.bootstrap, app.name, tps) as progress:
         done = 0
         while done < total:
@@ -341,8 +343,11 @@ async def run_throughput(
                 if process.poll() is not None:
                     raise SystemExit(f"{app.name}/{worker} exited; see {app.dir}/{worker}.log")
             done = await progress.committed()
+            if done > 0 and cpu_at_first is None:
+                cpu_at_first = sum(cpu_seconds(pid) for pid in pids)
             series.append((time.monotonic() - launched, done))
             await asyncio.sleep(0.25)
+    cpu = sum(cpu_seconds(pid) for pid in pids) - (cpu_at_first or 0.0)
     profile = spy.stop() if spy else {}
     first = next(((t, n) for t, n in series if n > 0), series[-1])
     last_t = series[-1][0]
@@ -356,6 +361,9 @@ async def run_throughput(
         "wall_s": round(last_t, 2),
         "events_per_s": round(rate),
         "rss_peak_bytes": sorted(rss_peak.values(), reverse=True),
+        "cpu_s": round(cpu, 2),
+        # From the first commit on, as the rate: the workers' CPU per event they committed.
+        "cpu_us_per_event": round(cpu / (total - first[1]) * 1e6, 1) if total > first[1] else None,
         "pids": pids,
         "profile": profile,
     }
@@ -722,6 +730,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "profiles": args.profiles,
             "events": args.events,
             "segments": args.segments,
+            "segment_templates": args.segment_templates,
             "partitions": args.partitions,
             "seed": args.seed,
             "flat_seconds": args.flat_seconds,
@@ -738,7 +747,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         say(f"broker {bootstrap}; work dir {workdir}")
         say(f"generating {args.profiles} profiles / {args.events} events / {args.segments} seg.")
         workload = generate_workload(
-            profiles=args.profiles, events=args.events, segments=args.segments, seed=args.seed
+            profiles=args.profiles,
+            events=args.events,
+            segments=args.segments,
+            seed=args.seed,
+            # Only when asked: so that this script can drive older code (its worker and
+            # generator from another virtualenv) whose generator has no such option.
+            **({"segment_templates": args.segment_templates} if args.segment_templates else {}),
         )
         summary = write_workload(workload, workdir / "workload")
         definitions = generated_definitions(summary.segments_path, args.segments)
@@ -994,6 +1009,13 @@ def main() -> None:
     parser.add_argument("--profiles", type=int, default=100_000)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--segments", type=int, default=1000)
+    parser.add_argument(
+        "--segment-templates",
+        type=int,
+        default=0,
+        help="draw the segments from the generator's first N templates only (40: the mix "
+        "before rule language v1.2, run D's; 0: all)",
+    )
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--latency-seconds", type=float, default=60.0)

@@ -463,6 +463,17 @@ def rss_bytes(pid: int) -> tuple[int, int]:
     return values.get("VmRSS", 0), values.get("VmHWM", 0)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used, 0.0 when it is gone: on a shared machine
+    the CPU per event says what the code costs when wall-clock rates say how busy it was."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 of proc(5) (utime, stime), counted after the command's ")".
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def du(path: Path) -> int:
     """Bytes of the files under `path`."""
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

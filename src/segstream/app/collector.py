@@ -92,6 +92,36 @@ class _Outgoing:
     timestamp_ms: int | None = None
 
 
+#: One record as a batch takes it: key, value, headers, timestamp (ms; None: now).
+_Item = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
+_NO_HEADERS: list[tuple[str, bytes]] = []
+
+
+@dataclass(frozen=True, slots=True)
+class _SentBatch:
+    """A produce batch handed to the producer, with its records (key, value) for a report."""
+
+    topic: str
+    records: list[tuple[bytes | None, bytes | None]]
+    future: asyncio.Future[Any]
+
+
+def _estimate(key: bytes | None, value: bytes | None, headers: list[tuple[str, bytes]]) -> int:
+    from aiokafka.record.default_records import DefaultRecordBatchBuilder
+
+    size: int = DefaultRecordBatchBuilder.estimate_size_in_bytes(key, value, headers)
+    return size
+
+
+def _too_large(size: int, limit: int) -> BaseException:
+    from aiokafka.errors import MessageSizeTooLargeError
+
+    error: BaseException = MessageSizeTooLargeError(
+        f"the record is about {size} bytes, larger than the producer's max_request_size ({limit})"
+    )
+    return error
+
+
 class RecordCollector:
     """The records of one partition transaction, sent in order and confirmed before commit."""
 
@@ -100,7 +130,7 @@ class RecordCollector:
         self._partition = partition
         self._metrics = metrics
         self._pending: list[_Outgoing] = []
-        self._sent: list[tuple[_Outgoing, asyncio.Future[Any]]] = []
+        self._sent: list[_SentBatch] = []
         self._changes: list[MembershipChange] = []
         self._dead_letters: list[str] = []  # their kinds, counted once committed
         self._moved: list[str] = []  # topics of the misrouted records moved, likewise
@@ -162,36 +192,65 @@ class RecordCollector:
         )
 
     async def send(self, producer: Any, changelog: Sequence[tuple[bytes, bytes | None]]) -> None:
-        """Hand every collected record, then the changelog records, to the producer."""
-        outgoing = [
-            *self._pending,
-            *(_Outgoing(self._topics.changelog, k, v, []) for k, v in changelog),
-        ]
-        self._pending = []
-        rejected = _record_errors()
-        for record in outgoing:
-            try:
-                if record.partition is None:
-                    future = await producer.send(
-                        record.topic,
-                        key=record.key,
-                        value=record.value,
-                        partition=self._partition,
-                        headers=record.headers or None,
-                    )
-                else:  # a moved input record keeps its timestamp
-                    future = await producer.send(
-                        record.topic,
-                        key=record.key,
-                        value=record.value,
-                        partition=record.partition,
-                        headers=record.headers or None,
-                        timestamp_ms=record.timestamp_ms,
-                    )
-            except rejected as exc:
-                # Refused by the client before it went anywhere (larger than max_request_size).
-                raise SendRejected([self._rejected(record)], exc) from exc
-            self._sent.append((record, future))
+        """Hand every collected record, then the changelog records, to the producer.
+
+        Records go as one produce batch per topic partition (aiokafka's `create_batch` /
+        `send_batch`, in order within each), not one `send` each: the keyed layout writes
+        several changelog records per event, and a future per record (made, resolved, awaited)
+        was the worker's largest single cost (py-spy, docs/performance.md). A batch that is
+        full is sent and the next one started, so no batch grows past the producer's
+        `max_batch_size`; a record larger than `max_request_size` is refused here, before it
+        goes anywhere, as `send` would.
+        """
+        pending, self._pending = self._pending, []
+        groups: dict[tuple[str, int], list[_Outgoing]] = {}
+        for record in pending:
+            target = self._partition if record.partition is None else record.partition
+            groups.setdefault((record.topic, target), []).append(record)
+        for (topic, partition), records in groups.items():
+            await self._send_batches(
+                producer,
+                topic,
+                partition,
+                [(r.key, r.value, r.headers, r.timestamp_ms) for r in records],
+            )
+        if changelog:
+            await self._send_batches(
+                producer,
+                self._topics.changelog,
+                self._partition,
+                [(key, value, _NO_HEADERS, None) for key, value in changelog],
+            )
+
+    async def _send_batches(
+        self, producer: Any, topic: str, partition: int, records: list[_Item]
+    ) -> None:
+        # The producer's own limit, so that a record too large for any request is refused
+        # here with its key (aiokafka checks it in `send`, not in `send_batch`).
+        limit: int = getattr(producer, "_max_request_size", 1 << 62)
+        builder = producer.create_batch()
+        start = 0
+        for index, (key, value, headers, timestamp_ms) in enumerate(records):
+            rough = len(key or b"") + len(value or b"") + sum(len(v) + 8 for _, v in headers)
+            if rough > limit - 1024 and _estimate(key, value, headers) > limit:
+                exc = _too_large(rough, limit)
+                raise SendRejected([self._rejected_item(topic, key, value)], exc) from exc
+            added = builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
+            if added is not None:
+                continue
+            # Full: send what it holds; an empty batch always takes its first record.
+            await self._submit(producer, builder, topic, partition, records[start:index])
+            start = index
+            builder = producer.create_batch()
+            builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
+        if start < len(records):
+            await self._submit(producer, builder, topic, partition, records[start:])
+
+    async def _submit(
+        self, producer: Any, builder: Any, topic: str, partition: int, records: list[_Item]
+    ) -> None:
+        future = await producer.send_batch(builder, topic, partition=partition)
+        self._sent.append(_SentBatch(topic, [(k, v) for k, v, _, _ in records], future))
 
     async def confirm(self) -> int | None:
         """Wait for every delivery; returns the last changelog offset written (None: none).
@@ -199,32 +258,37 @@ class RecordCollector:
         Raises `SendRejected` for a record the broker will never take, or the delivery's
         own error for anything else. Either way the transaction must be aborted.
         """
-        futures = [future for _, future in self._sent]
+        futures = [sent.future for sent in self._sent]
         try:
             await asyncio.gather(*futures)
         except BaseException as first:
             # The broker fails a whole produce batch at once, and the caller tells its
-            # records apart: let the others of the failing batch settle (briefly: an
-            # idempotent producer retries a transport error without end).
+            # records apart: let the others settle (briefly: an idempotent producer retries
+            # a transport error without end).
             await asyncio.wait(futures, timeout=SETTLE_S)
             self._retrieve_all()
             record_errors = _record_errors()
             refused = [
-                (record, future.exception())
-                for record, future in self._sent
-                if future.done()
-                and not future.cancelled()
-                and isinstance(future.exception(), record_errors)
+                (sent, sent.future.exception())
+                for sent in self._sent
+                if sent.future.done()
+                and not sent.future.cancelled()
+                and isinstance(sent.future.exception(), record_errors)
             ]
             if refused:
                 cause = refused[0][1]
                 assert cause is not None
-                raise SendRejected([self._rejected(r) for r, _ in refused], cause) from cause
+                rejected = [
+                    self._rejected_item(sent.topic, key, value)
+                    for sent, _ in refused
+                    for key, value in sent.records
+                ]
+                raise SendRejected(rejected, cause) from cause
             raise first
         offsets = [
-            future.result().offset
-            for record, future in self._sent
-            if record.topic == self._topics.changelog
+            sent.future.result().offset + len(sent.records) - 1
+            for sent in self._sent
+            if sent.topic == self._topics.changelog
         ]
         return max(offsets) if offsets else None
 
@@ -242,9 +306,9 @@ class RecordCollector:
         for change in self._changes:
             self._metrics.membership_change(change.segment_id, change.entered)
 
-    def _rejected(self, record: _Outgoing) -> Rejected:
-        size = len(record.key or b"") + len(record.value or b"")
-        return Rejected(record.topic, self._kind(record.topic), record.key, size)
+    def _rejected_item(self, topic: str, key: bytes | None, value: bytes | None) -> Rejected:
+        size = len(key or b"") + len(value or b"")
+        return Rejected(topic, self._kind(topic), key, size)
 
     def _kind(self, topic: str) -> str:
         topics = self._topics
@@ -256,8 +320,8 @@ class RecordCollector:
         }.get(topic, "other")
 
     def _retrieve_all(self) -> None:
-        for _, future in self._sent:
-            future.add_done_callback(_retrieve_exception)
+        for sent in self._sent:
+            sent.future.add_done_callback(_retrieve_exception)
 
 
 def _retrieve_exception(future: asyncio.Future[Any]) -> None:

@@ -718,9 +718,16 @@ _REFERENCING = frozenset(
 
 
 def generate_segments(
-    rng: random.Random, catalogue: Catalogue, end: int, count: int
+    rng: random.Random, catalogue: Catalogue, end: int, count: int, templates: int = 0
 ) -> Iterator[dict[str, Any]]:
-    """`count` distinct definitions with ids `seg-00001`…; references point to earlier ones."""
+    """`count` distinct definitions with ids `seg-00001`…; references point to earlier ones.
+
+    `templates` > 0 draws from the first `templates` templates only: 40 gives the mix of the
+    benchmarks before rule language v1.2 (so old and new code can be measured on one workload).
+    """
+    if not 0 <= templates <= len(TEMPLATES):
+        raise ValueError(f"templates must be between 0 and {len(TEMPLATES)}")
+    rotation = TEMPLATES[:templates] if templates else TEMPLATES
     factory = SegmentFactory(rng, catalogue, end)
     seen: set[bytes] = set()
     turn = 0
@@ -729,7 +736,7 @@ def generate_segments(
         made: tuple[str, Condition] | None = None
         misses = 0
         while made is None:
-            template = TEMPLATES[turn % len(TEMPLATES)]
+            template = rotation[turn % len(rotation)]
             turn += 1
             for _ in range(_ATTEMPTS):
                 candidate = template(factory)
@@ -741,7 +748,7 @@ def generate_segments(
                     made = candidate
                     break
             misses += 1
-            if made is None and misses > 2 * len(TEMPLATES):
+            if made is None and misses > 2 * len(rotation):
                 raise ValueError(f"cannot make {count} distinct definitions")
         name, condition = made
         # References point only at plain segments, so chains stay short and selective.

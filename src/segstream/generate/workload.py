@@ -35,6 +35,8 @@ class Workload:
     rate: float
     late_share: float
     duplicate_share: float
+    #: > 0: segments from the first this many templates only (`generate_segments`).
+    segment_templates: int = 0
 
     def _rng(self, part: str) -> random.Random:
         # One independent stream per part: the records do not change when K changes.
@@ -50,7 +52,9 @@ class Workload:
         end = self.end
         if self.live_start is not None:
             end = self.live_start + int(self.events / self.rate * 1_000_000)
-        return generate_segments(self._rng("segments"), self.catalogue(), end, self.segment_count)
+        return generate_segments(
+            self._rng("segments"), self.catalogue(), end, self.segment_count, self.segment_templates
+        )
 
     def records(self) -> Iterator[dict[str, Any]]:
         """Exactly `events` input records in file order."""
@@ -90,6 +94,7 @@ def generate_workload(
     rate: float = 1000.0,
     late_share: float = 0.0,
     duplicate_share: float = 0.0,
+    segment_templates: int = 0,
 ) -> Workload:
     """Describe a workload; its `definitions()` and `records()` are deterministic per seed.
 
@@ -126,6 +131,7 @@ def generate_workload(
         rate=rate,
         late_share=late_share,
         duplicate_share=duplicate_share,
+        segment_templates=segment_templates,
     )
 
 

@@ -42,11 +42,28 @@ class Delivered(NamedTuple):
     offset: int
 
 
+class FakeBatch:
+    """What `create_batch` gives: records appended until `capacity` (None: no limit)."""
+
+    def __init__(self, capacity: int | None) -> None:
+        self.capacity = capacity
+        self.records: list[tuple[bytes | None, bytes | None]] = []
+
+    def append(
+        self, *, timestamp: int | None, key: bytes | None, value: bytes | None, headers: Any
+    ) -> object | None:
+        if self.capacity is not None and len(self.records) >= self.capacity:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
 @dataclass
 class FakeProducer:
     """Records transactions; `reject` fails a send's delivery (as the broker would). With
     `whole_batches`, a rejection fails every record of that topic in the transaction, as the
-    broker fails a whole produce batch."""
+    broker fails a whole produce batch; without, every batch holds one record (as with a
+    small `max_batch_size`), so a rejection fails that record only."""
 
     reject: Reject = lambda _topic, _key, _value: None
     whole_batches: bool = False
@@ -55,6 +72,7 @@ class FakeProducer:
     started: int = 0
     _open: list[tuple[str, bytes | None, bytes | None]] | None = None
     _futures: list[Any] = field(default_factory=list)
+    _batches: list[Any] = field(default_factory=list)
     _next_offset: int = 0
 
     async def start(self) -> None:
@@ -84,6 +102,42 @@ class FakeProducer:
             # Deliveries settle once the sender has them all (after the current sends).
             asyncio.get_running_loop().call_soon(self._settle, partition or 0)
         return future
+
+    def create_batch(self) -> FakeBatch:
+        return FakeBatch(None if self.whole_batches else 1)
+
+    async def send_batch(
+        self, batch: FakeBatch, topic: str, *, partition: int
+    ) -> asyncio.Future[Delivered]:
+        assert self._open is not None
+        future: asyncio.Future[Delivered] = asyncio.get_running_loop().create_future()
+        self._open.extend((topic, key, value) for key, value in batch.records)
+        self._batches.append((topic, partition, batch.records, future))
+        if len(self._batches) == 1:
+            asyncio.get_running_loop().call_soon(self._settle_batches)
+        return future
+
+    def _settle_batches(self) -> None:
+        pending, self._batches = self._batches, []
+        failed: dict[str, BaseException] = {}
+        for topic, _, records, _ in pending:
+            for key, value in records:
+                error = self.reject(topic, key, value)
+                if error is not None:
+                    failed.setdefault(topic, error)
+        for topic, partition, records, future in pending:
+            error = None
+            if self.whole_batches:
+                error = failed.get(topic)
+            else:
+                error = next(
+                    (e for k, v in records if (e := self.reject(topic, k, v)) is not None), None
+                )
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(Delivered(topic, partition, self._next_offset))
+                self._next_offset += len(records)
 
     def _settle(self, partition: int) -> None:
         pending, self._futures = self._futures, []

@@ -92,8 +92,6 @@ class _Outgoing:
     timestamp_ms: int | None = None
 
 
-#: One record as a batch takes it: key, value, headers, timestamp (ms; None: now).
-_Item = tuple[bytes | None, bytes | None, list[tuple[str, bytes]], int | None]
 _NO_HEADERS: list[tuple[str, bytes]] = []
 
 
@@ -102,7 +100,7 @@ class _SentBatch:
     """A produce batch handed to the producer, with its records (key, value) for a report."""
 
     topic: str
-    records: list[tuple[bytes | None, bytes | None]]
+    records: Sequence[tuple[bytes | None, bytes | None]]
     future: asyncio.Future[Any]
 
 
@@ -212,29 +210,38 @@ class RecordCollector:
                 producer,
                 topic,
                 partition,
-                [(r.key, r.value, r.headers, r.timestamp_ms) for r in records],
+                [(r.key, r.value) for r in records],
+                [(r.headers, r.timestamp_ms) for r in records],
             )
         if changelog:
-            await self._send_batches(
-                producer,
-                self._topics.changelog,
-                self._partition,
-                [(key, value, _NO_HEADERS, None) for key, value in changelog],
-            )
+            await self._send_batches(producer, self._topics.changelog, self._partition, changelog)
 
     async def _send_batches(
-        self, producer: Any, topic: str, partition: int, records: list[_Item]
+        self,
+        producer: Any,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes | None, bytes | None]],
+        extras: Sequence[tuple[list[tuple[str, bytes]], int | None]] | None = None,
     ) -> None:
+        """`records` (key, value) in order, with `extras` (headers, timestamp ms or None for
+        now) per record when they have any (the changelog has none: its records are many)."""
         # The producer's own limit, so that a record too large for any request is refused
         # here with its key (aiokafka checks it in `send`, not in `send_batch`).
-        limit: int = getattr(producer, "_max_request_size", 1 << 62)
+        limit: int = getattr(producer, "_max_request_size", 1 << 62) - 1024
         builder = producer.create_batch()
         start = 0
-        for index, (key, value, headers, timestamp_ms) in enumerate(records):
-            rough = len(key or b"") + len(value or b"") + sum(len(v) + 8 for _, v in headers)
-            if rough > limit - 1024 and _estimate(key, value, headers) > limit:
-                exc = _too_large(rough, limit)
-                raise SendRejected([self._rejected_item(topic, key, value)], exc) from exc
+        headers: list[tuple[str, bytes]] = _NO_HEADERS
+        timestamp_ms: int | None = None
+        for index, (key, value) in enumerate(records):
+            if extras is not None:
+                headers, timestamp_ms = extras[index]
+            rough = len(key or b"") + len(value or b"")
+            if rough > limit:
+                rough += sum(len(v) + 8 for _, v in headers)
+                if _estimate(key, value, headers) > limit + 1024:
+                    exc = _too_large(rough, limit + 1024)
+                    raise SendRejected([self._rejected_item(topic, key, value)], exc) from exc
             added = builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
             if added is not None:
                 continue
@@ -247,10 +254,15 @@ class RecordCollector:
             await self._submit(producer, builder, topic, partition, records[start:])
 
     async def _submit(
-        self, producer: Any, builder: Any, topic: str, partition: int, records: list[_Item]
+        self,
+        producer: Any,
+        builder: Any,
+        topic: str,
+        partition: int,
+        records: Sequence[tuple[bytes | None, bytes | None]],
     ) -> None:
         future = await producer.send_batch(builder, topic, partition=partition)
-        self._sent.append(_SentBatch(topic, [(k, v) for k, v, _, _ in records], future))
+        self._sent.append(_SentBatch(topic, records, future))
 
     async def confirm(self) -> int | None:
         """Wait for every delivery; returns the last changelog offset written (None: none).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -81,6 +82,8 @@ class WorkerMetrics:
     """One worker's metrics; each instance has its own registry, so tests can build several."""
 
     def __init__(self) -> None:
+        self._consumed_children: dict[tuple[str, str], Any] = {}
+        self._changes_children: dict[tuple[str, bool], Any] = {}
         self.registry = CollectorRegistry(auto_describe=True)
         reg = self.registry
         # prometheus_client appends `_total` to counter names itself.
@@ -231,7 +234,13 @@ class WorkerMetrics:
 
     def consumed(self, topic: str, type: str, count: int = 1) -> None:
         """Count `count` consumed records of `topic` whose event type is `type` (or 'invalid')."""
-        self._consumed.labels(topic=topic, type=type).inc(count)
+        child = self._consumed_children.get((topic, type))
+        if child is None:
+            # Looking a labelled child up costs more than the increment (per record).
+            child = self._consumed_children[topic, type] = self._consumed.labels(
+                topic=topic, type=type
+            )
+        child.inc(count)
 
     def processing(self, seconds: float) -> None:
         """Record the processing time of one input record."""
@@ -276,7 +285,12 @@ class WorkerMetrics:
 
     def membership_change(self, segment: str, entered: bool) -> None:
         """Count one `segment.entered` (entered=True) or `segment.left` event."""
-        self._changes.labels(segment=segment, type="entered" if entered else "left").inc()
+        child = self._changes_children.get((segment, entered))
+        if child is None:
+            child = self._changes_children[segment, entered] = self._changes.labels(
+                segment=segment, type="entered" if entered else "left"
+            )
+        child.inc()
 
     def set_members(self, segment: str, count: int) -> None:
         """Set a segment's member count on this worker's partitions."""

@@ -13,6 +13,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from segstream.app import heap
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.settings import WorkerSettings
 from segstream.app.task import PartitionTask, TaskState
@@ -106,6 +107,8 @@ class TaskManager:
         else:
             if self.partitions.get(partition) is task:
                 self._opened(partition)
+            if set(self._opening) == {partition}:
+                heap.settle()  # the last to open: its long-lived objects out of full GCs
         finally:
             if self._opening.get(partition) is asyncio.current_task():
                 del self._opening[partition]

@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from aiokafka.abc import ConsumerRebalanceListener
 
+from segstream.app import heap
 from segstream.app.catalogue import SegmentCatalogue
 from segstream.app.isolation import run_batch
 from segstream.app.metrics import WorkerMetrics
@@ -120,6 +121,7 @@ class Worker:
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
+        heap.tune()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -207,11 +206,6 @@ def pairs_of(memberships: list[dict[str, Any]], segments: set[str]) -> dict[Any,
     return dict(out)
 
 
-@pytest.mark.skipif(
-    os.environ.get("SEGSTREAM_FAUST_KILL_TEST") != "1",
-    reason="known open defect (docs/faust.md, Open): after kill -9 the Faust runtime's commits "
-    "can stop moving and one run lost transitions; `make faust-kill-test` runs it",
-)
 def test_faust_kill_9_twice_loses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
     definitions, records = broad_workload(profiles=120, events=2400, segments=40)
     expected = run_replay(

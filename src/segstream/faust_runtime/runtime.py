@@ -5,7 +5,11 @@
   hands every record to that partition's `FaustPartition`. For each record it produces the
   output on the runtime's own idempotent producer, waits for every acknowledgement, and only
   then writes the tables, so their changelog (and the local RocksDB) never holds an event as
-  seen before its output is durable (docs/faust.md, "Guarantee").
+  seen before its output is durable (docs/faust.md, "Guarantee"). It acknowledges the record to
+  Faust (manual acks) only once those changelog records are acknowledged too, so an offset is
+  never committed before the state it wrote (`changelog.py`).
+- Recovery seeks the input partitions with the flow stopped (`recovery.py`): Faust's own order
+  loses queued records after an assignment and stops the partition's commits.
 - Tables `profiles` (profile id -> state) and `meta` (segment definitions, last versions, the
   backfill queue) live on Faust's RocksDB store (rocksdict driver), one database per
   partition; Faust changelogs and restores them.
@@ -24,12 +28,10 @@ import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import faust
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from faust.types import TP
 
 from segstream.app.catalogue import SegmentCatalogue
 from segstream.app.collector import SendRejected
@@ -37,7 +39,9 @@ from segstream.app.metrics import WorkerMetrics
 from segstream.app.status_publisher import STATUS_INTERVAL_S
 from segstream.app.web import HealthWeb
 from segstream.errors import InvalidRecord, ProfileProcessingError
+from segstream.faust_runtime.changelog import ChangelogTrackingTable
 from segstream.faust_runtime.partition import TICK_KEY, FaustPartition, Step
+from segstream.faust_runtime.recovery import SeekingTableManager
 from segstream.faust_runtime.settings import FaustSettings
 from segstream.schemas.jsontext import dumps
 from segstream.timefmt import format_instant
@@ -46,9 +50,9 @@ __all__ = ["FaustRuntime"]
 
 log = logging.getLogger("segstream.faust")
 
-#: Exit status when a send failed after the producer's own retries, a table write failed, or
-#: the committed offsets could not be read (the supervisor restarts the worker; the records
-#: are read again from the committed offsets: at least once).
+#: Exit status when a send failed after the producer's own retries, or a table write or its
+#: changelog record failed (the supervisor restarts the worker; the records are read again
+#: from the committed offsets: at least once).
 EXIT_SEND_FAILED = 70
 
 
@@ -120,6 +124,10 @@ class _Tables:
         for name, value in meta.items():
             self._runtime.meta[f"{self._partition}/{name}".encode()] = value
 
+    def take_sent(self) -> list[Any]:
+        """The futures of the changelog records the writes sent."""
+        return [*self._runtime.profiles.take_sent(), *self._runtime.meta.take_sent()]
+
 
 class FaustRuntime:
     """The Faust app of `segstream worker --runtime faust` and what it drives."""
@@ -136,9 +144,8 @@ class FaustRuntime:
         self._producer_lock = asyncio.Lock()
         self.web: HealthWeb | None = None
         self._started = False
-        #: Per (topic, partition): the committed offset read after the last assignment;
-        #: records below it are skipped (see `_agent`).
-        self._floors: dict[tuple[str, int], int] = {}
+        #: Acknowledgements waiting for their records' changelog writes (see `_agent`).
+        self._pending_acks: set[asyncio.Future[None]] = set()
         topics = worker.topics
         self.app = faust.App(
             settings.app_id,
@@ -156,6 +163,11 @@ class FaustRuntime:
             web_enabled=False,
             producer_acks=-1,
             stream_buffer_maxsize=worker.max_batch_records,
+            # Our subclasses (changelog.py, recovery.py): acknowledge a record only once its
+            # changelog records are written; seek the inputs after recovery with the flow
+            # stopped.
+            Table=ChangelogTrackingTable,
+            TableManager=SeekingTableManager,
             # Table keys and values are our bytes (canonical JSON), not Faust's JSON.
             key_serializer="raw",
             value_serializer="raw",
@@ -170,19 +182,25 @@ class FaustRuntime:
             value_serializer="raw",
         )
         options = {"driver": "rocksdict", "block_cache_size": worker.rocksdb_block_cache_bytes}
-        self.profiles = self.app.Table(
-            "profiles",
-            partitions=worker.input_partitions,
-            key_type=bytes,
-            value_type=bytes,
-            options=dict(options),
+        self.profiles = cast(
+            ChangelogTrackingTable,
+            self.app.Table(
+                "profiles",
+                partitions=worker.input_partitions,
+                key_type=bytes,
+                value_type=bytes,
+                options=dict(options),
+            ),
         )
-        self.meta = self.app.Table(
-            "meta",
-            partitions=worker.input_partitions,
-            key_type=bytes,
-            value_type=bytes,
-            options=dict(options),
+        self.meta = cast(
+            ChangelogTrackingTable,
+            self.app.Table(
+                "meta",
+                partitions=worker.input_partitions,
+                key_type=bytes,
+                value_type=bytes,
+                options=dict(options),
+            ),
         )
         self.app.agent(self.source, name="segstream-engine")(self._agent)
         self.app.timer(worker.tick_interval_s, name="segstream-ticker")(self._tick)
@@ -208,16 +226,20 @@ class FaustRuntime:
 
     # -- the agent ------------------------------------------------------------------------------
     async def _agent(self, stream: Any) -> None:
-        async for event in stream.events():
+        # Manual acknowledgements: Faust would acknowledge a record when the agent takes the
+        # next one, and commit its offset before the record's changelog writes are sent
+        # (changelog.py). Each record is acknowledged once its changelog records are.
+        manual = stream.noack()
+        consumer: Any = self.app.consumer
+        async for event in manual.events():
             message = event.message
-            if message.offset < await self._committed_floor(message.topic, message.partition):
-                # Faust resumes the partitions before it seeks them to the committed offsets
-                # (its Recovery `_resume_streams`), so after an assignment the agent can get
-                # records from the partition's start first. Applied again they would act on
-                # a state that is past them: a profile deleted since has forgotten the ids
-                # of its older events, which would bring it back (docs/faust.md,
-                # "Guarantee"). They were processed before the last commit: skip them.
+            committed = consumer._committed_offset.get(message.tp)
+            if committed is not None and message.offset < committed:
+                # Processed before the last commit (Faust re-delivers a record after a seek
+                # only from the committed offset on; kept as a guard, counted).
+                # `_committed_offset` is private (decision 0001, §3).
                 self.metrics.internal_record_skipped("before_committed")
+                event.ack()
                 continue
             timestamp = message.timestamp
             record = _Record(
@@ -228,44 +250,31 @@ class FaustRuntime:
                 message.value,
                 int(timestamp * 1000) if timestamp is not None else None,
             )
-            await self._process(record)
+            sent = await self._process(record)
+            if sent:
+                pending = asyncio.ensure_future(self._ack_when_written(event, sent))
+                self._pending_acks.add(pending)
+                pending.add_done_callback(self._pending_acks.discard)
+            else:
+                event.ack()
 
-    async def _committed_floor(self, topic: str, partition: int) -> int:
-        """The group's committed offset of a partition, read once after each assignment."""
-        floor = self._floors.get((topic, partition))
-        if floor is None:
-            try:
-                admin = AIOKafkaAdminClient(**self.settings.worker.client_kwargs())
-                await admin.start()
-                try:
-                    committed = await admin.list_consumer_group_offsets(self.settings.app_id)
-                finally:
-                    await admin.close()
-            except Exception:
-                # Raising here would let Faust acknowledge the record unprocessed: stop; the
-                # next start reads from the committed offsets (at least once).
-                log.critical("the committed offsets could not be read; stopping", exc_info=True)
-                logging.shutdown()
-                os._exit(EXIT_SEND_FAILED)
-            # Faust's consumer learns the committed offsets only when it seeks to them; until then
-            # takes the records' acknowledgements as new: its next commit could move the
-            # group's offset back (to just after the records from the start). Tell it now
-            # (`_committed_offset` is private, decision 0001, §3).
-            consumer: Any = self.app.consumer
-            known = consumer._committed_offset
-            for tp, meta in committed.items():
-                offset = max(0, meta.offset)
-                self._floors[(tp.topic, tp.partition)] = offset
-                faust_tp = TP(tp.topic, tp.partition)
-                if offset > 0 and known.get(faust_tp) is None:
-                    known[faust_tp] = offset
-            floor = self._floors.setdefault((topic, partition), 0)
-            log.info(
-                "committed offsets after the assignment: %s[%d] at %d", topic, partition, floor
-            )
-        return floor
+    async def _ack_when_written(self, event: Any, sent: list[Any]) -> None:
+        """Acknowledge the record once every changelog record its table writes sent is
+        acknowledged by the broker (Faust may then commit its offset)."""
+        try:
+            await asyncio.gather(*sent)
+        except Exception:
+            # The state is in the local store but maybe not in the changelog: the next owner
+            # would restore without it. Stop; the records from the committed offset are read
+            # again (at least once).
+            log.critical("a changelog record could not be written; stopping", exc_info=True)
+            logging.shutdown()
+            os._exit(EXIT_SEND_FAILED)
+        event.ack()
 
-    async def _process(self, record: _Record) -> None:
+    async def _process(self, record: _Record) -> list[Any]:
+        """Handle one record: output acknowledged, then the tables written. Returns the
+        futures of the changelog records the writes sent."""
         started = time.monotonic()
         tables = _Tables(self, record.partition)
         step, part = self._handle(record, tables)
@@ -281,11 +290,13 @@ class FaustRuntime:
             log.critical("the tables could not be written; stopping the worker", exc_info=True)
             logging.shutdown()
             os._exit(EXIT_SEND_FAILED)
+        sent = tables.take_sent()
         if part is not None:
             part.committed(step)
         else:
             step.collector.committed()
         self.metrics.batch(time.monotonic() - started)
+        return sent
 
     def _handle(self, record: _Record, tables: _Tables) -> tuple[Step, FaustPartition | None]:
         skipped = self.skipped.setdefault(record.partition, set())
@@ -437,7 +448,6 @@ class FaustRuntime:
         # Partitions that moved may come back changed by another worker: every partition
         # loads anew from its (restored) tables at its next record.
         self.partitions.clear()
-        self._floors.clear()
 
     async def _started_task(self) -> None:
         """Probes and metrics (`/livez`, `/readyz`, `/metrics`) on SEGSTREAM_WEB_PORT, once

@@ -142,3 +142,9 @@ def test_two_processes_survive_a_kill_9_and_stop_on_sigterm(
     assert not [pid for pid in children if _alive(pid)], "a child outlived the supervisor"
     log = cluster.log("sup")
     assert log.count("stopped with code 0") == 2, log
+    # The children's lines share the supervisor's stderr: each names its process.
+    started = [orjson.loads(line) for line in log.splitlines() if "worker sup-p" in line]
+    assert {(e["msg"].split()[1], e.get("process")) for e in started} == {
+        ("sup-p0", 0),
+        ("sup-p1", 1),
+    }

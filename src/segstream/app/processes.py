@@ -59,6 +59,7 @@ class ChildSpec:
     def environment(self) -> dict[str, str]:
         """The `SEGSTREAM_*` variables that differ from the supervisor's."""
         env = {
+            f"{PREFIX}PROCESS_INDEX": str(self.index),
             f"{PREFIX}WORKER_ID": self.worker_id,
             f"{PREFIX}STORE_DIR": str(self.store_dir),
         }

@@ -62,7 +62,8 @@ def worker(create_topics_only: bool, runtime: str, processes: int | None) -> Non
         from segstream.cli.processes import check_processes
 
         specs = check_processes(settings, processes)
-    configure_logging(settings.log_level)
+    process = settings.process_index
+    configure_logging(settings.log_level, None if process is None else {"process": process})
     with kafka_errors(settings):
         created = asyncio.run(
             create_topics(

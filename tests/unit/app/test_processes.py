@@ -45,6 +45,7 @@ def test_each_child_has_its_own_store_port_id_and_advertised_url() -> None:
         "http://pod-0.segstream:7002",
     ]
     assert specs[1].environment() == {
+        "SEGSTREAM_PROCESS_INDEX": "1",
         "SEGSTREAM_WORKER_ID": "pod-0-p1",
         "SEGSTREAM_STORE_DIR": "/data/store/process-1",
         "SEGSTREAM_WEB_PORT": "6067",

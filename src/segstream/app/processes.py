@@ -217,10 +217,14 @@ class ProcessSupervisor:
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
         }
         try:
-            for child in self._children:
-                self._start(child)
-            failed = self._keep_running()
-            clean = self._stop_all()
+            failed = True
+            try:
+                for child in self._children:
+                    self._start(child)
+                failed = self._keep_running()
+            finally:
+                # Also when starting one failed (an OSError from fork): no child is left behind.
+                clean = self._stop_all()
             return 1 if failed or not clean else 0
         finally:
             for sig, handler in previous.items():

@@ -171,3 +171,9 @@ def test_peer_rule_decides_which_setups_forward_between_children() -> None:
         check_processes(_settings(**k8s), 2)
     k8s["API_PEER_URLS"] = "http://*.segstream.ns.svc.cluster.local:606[6-7]"
     assert len(check_processes(_settings(**k8s), 2)) == 2
+
+
+def test_a_child_that_cannot_be_started_is_an_error_not_a_hang(tmp_path: Path) -> None:
+    specs = child_specs(_settings(STORE_DIR=str(tmp_path)), 2)
+    with pytest.raises(FileNotFoundError):
+        ProcessSupervisor([str(tmp_path / "no-such-program")], specs).run()

@@ -350,10 +350,10 @@ async def run_throughput(
                     raise SystemExit(f"{app.name}/{worker} exited; see {app.dir}/{worker}.log")
             done = await progress.committed()
             if done > 0 and cpu_at_first is None:
-                cpu_at_first = sum(cpu_seconds(pid) for pid in pids)
+                cpu_at_first = sum(cpu_seconds(pid) for pid in _with_children(pids))
             series.append((time.monotonic() - launched, done))
             await asyncio.sleep(0.25)
-    cpu = sum(cpu_seconds(pid) for pid in pids) - (cpu_at_first or 0.0)
+    cpu = sum(cpu_seconds(pid) for pid in _with_children(pids)) - (cpu_at_first or 0.0)
     profile = spy.stop() if spy else {}
     first = next(((t, n) for t, n in series if n > 0), series[-1])
     last_t = series[-1][0]
@@ -373,6 +373,15 @@ async def run_throughput(
         "pids": pids,
         "profile": profile,
     }
+
+
+def _with_children(pids: list[int]) -> list[int]:
+    """`pids` and their children: a `--processes` supervisor's CPU is its workers'."""
+    found = list(pids)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return found
 
 
 def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str, Any]:

@@ -99,6 +99,8 @@ def test_two_processes_survive_a_kill_9_and_stop_on_sigterm(
 
     async def scenario() -> tuple[list[dict[str, Any]], int]:
         await cluster.create_topics()
+        # What a single-process worker left in the same STORE_DIR: named, not used.
+        (tmp_path / "sup" / "partition-0").mkdir(parents=True)
         cluster.start("sup")
         _wait_ready(cluster, [base, base + 1])
         first = _children(cluster)
@@ -142,6 +144,7 @@ def test_two_processes_survive_a_kill_9_and_stop_on_sigterm(
     assert not [pid for pid in children if _alive(pid)], "a child outlived the supervisor"
     log = cluster.log("sup")
     assert log.count("stopped with code 0") == 2, log
+    assert f"store {tmp_path / 'sup' / 'partition-0'} is not used with --processes 2" in log
     # The children's lines share the supervisor's stderr: each names its process.
     started = [orjson.loads(line) for line in log.splitlines() if "worker sup-p" in line]
     assert {(e["msg"].split()[1], e.get("process")) for e in started} == {

@@ -26,6 +26,7 @@ __all__ = ["worker"]
 )
 @click.option(
     "--processes",
+    metavar="N",
     type=click.IntRange(min=1),
     default=None,
     help="Run N native worker processes under one supervisor, each a group member with "

@@ -141,14 +141,17 @@ class App:
         )
         return time.monotonic() - started
 
-    def start(self, worker: str) -> int:
+    def start(self, worker: str, processes: int = 1) -> int:
+        """Start `segstream worker` (with `processes` > 1: `--processes N`, whose supervisor's
+        pid this returns; its children's web ports are logged like one worker's)."""
         env = {
             **self.env,
             "SEGSTREAM_STORE_DIR": str(self.store(worker)),
             "SEGSTREAM_WORKER_ID": worker,
         }
         with (self.dir / f"{worker}.log").open("ab") as log:
-            process = subprocess.Popen([SEGSTREAM, "worker"], env=env, stdout=log, stderr=log)
+            command = [SEGSTREAM, "worker", *(["--processes", str(processes)] * (processes > 1))]
+            process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         self.processes[worker] = process
         return process.pid
 
@@ -300,6 +303,7 @@ async def prime(
     definitions: list[dict[str, Any]],
     ends: dict[Any, int],
     timeout: float,
+    processes: int = 1,
 ) -> float:
     """Install the segments before the input is read: the group starts at the input's end,
     the workers apply the definitions on empty stores and report them ready, stop, and the
@@ -308,7 +312,7 @@ async def prime(
     bootstrap = app.settings.bootstrap
     await set_group_offsets(bootstrap, app.name, ends)
     for i in range(workers):
-        app.start(f"w{i + 1}")
+        app.start(f"w{i + 1}", processes)
     app.apply(definitions, "segments")
     await app.wait_all_ready({d["id"] for d in definitions}, timeout)
     app.stop()
@@ -323,10 +327,12 @@ async def run_throughput(
     tps: list[Any],
     timeout: float,
     py_spy: tuple[Path, int] | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
-    """Start `workers` workers and time them until the committed offsets reach `total`."""
+    """Start `workers` workers (each `--processes N` when `processes` > 1) and time them until
+    the committed offsets reach `total`."""
     launched = time.monotonic()
-    pids = [app.start(f"w{i + 1}") for i in range(workers)]
+    pids = [app.start(f"w{i + 1}", processes) for i in range(workers)]
     spy = PySpy(pids[0], *py_spy) if py_spy and PY_SPY else None
     series: list[tuple[float, int]] = []
     rss_peak = dict.fromkeys(pids, 0)
@@ -344,10 +350,10 @@ async def run_throughput(
                     raise SystemExit(f"{app.name}/{worker} exited; see {app.dir}/{worker}.log")
             done = await progress.committed()
             if done > 0 and cpu_at_first is None:
-                cpu_at_first = sum(cpu_seconds(pid) for pid in pids)
+                cpu_at_first = sum(cpu_seconds(pid) for pid in _with_children(pids))
             series.append((time.monotonic() - launched, done))
             await asyncio.sleep(0.25)
-    cpu = sum(cpu_seconds(pid) for pid in pids) - (cpu_at_first or 0.0)
+    cpu = sum(cpu_seconds(pid) for pid in _with_children(pids)) - (cpu_at_first or 0.0)
     profile = spy.stop() if spy else {}
     first = next(((t, n) for t, n in series if n > 0), series[-1])
     last_t = series[-1][0]
@@ -367,6 +373,15 @@ async def run_throughput(
         "pids": pids,
         "profile": profile,
     }
+
+
+def _with_children(pids: list[int]) -> list[int]:
+    """`pids` and their children: a `--processes` supervisor's CPU is its workers'."""
+    found = list(pids)
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return found
 
 
 def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
@@ -838,6 +853,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             say(f"two workers: {double}")
             two.stop()
 
+        # 2c. One `segstream worker --processes N` (a fresh application, same input).
+        if args.worker_processes > 1:
+            n = args.worker_processes
+            apps.append(App(bootstrap, workdir, f"{run_id}-p{n}", inputs, args.partitions))
+            multi = apps[-1]
+            await multi.create_topics()
+            await prime(multi, 1, definitions, ends, args.timeout, processes=n)
+            supervised = await run_throughput(multi, 1, total, tps, args.timeout, processes=n)
+            supervised.pop("profile")
+            supervised.pop("rss_peak_bytes")  # the supervisor's, not its children's
+            supervised["processes"] = n
+            supervised["ratio_to_ceiling"] = round(supervised["events_per_s"] / base, 3)
+            supervised["ratio_to_one_worker"] = round(
+                supervised["events_per_s"] / single["events_per_s"], 3
+            )
+            result["worker_processes"] = supervised
+            say(f"--processes {n}: {supervised}")
+            multi.stop()
+
         # 5b. Recovery: a worker with an empty disk restores the stores from the changelog.
         result["restore"] = await phase_restore(one, args.timeout)
         say(f"restore: {result['restore']}")
@@ -902,6 +936,7 @@ def mib(value: float | None) -> str:
 def report(result: dict[str, Any]) -> None:
     ceiling = result["ceiling"]
     one, two = result["one_worker"], result.get("two_workers")
+    supervised = result.get("worker_processes")
     w = result["workload"]
     print()
     print(
@@ -913,6 +948,7 @@ def report(result: dict[str, Any]) -> None:
         ("ceiling: aiokafka passthrough", ceiling),
         ("segstream, 1 worker", one),
         ("segstream, 2 workers", two),
+        (f"segstream, --processes {(supervised or {}).get('processes')}", supervised),
     ):
         if r is None:
             continue
@@ -1049,6 +1085,12 @@ def main() -> None:
     parser.add_argument("--flat-start", type=float, default=0.0, help="events/s (0: auto)")
     parser.add_argument("--flat-steps", type=int, default=3, help="bisection steps")
     parser.add_argument("--two-workers", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=1,
+        help="also time one `segstream worker --processes N` over the same input (N > 1)",
+    )
     parser.add_argument(
         "--drain-timeout",
         type=float,

@@ -172,6 +172,9 @@ class WorkerSettings:
     #: Share of the loop's time backfills get however busy live traffic keeps it (their
     #: minimum rate); idle time they take in full.
     backfill_min_share: float = 0.1
+    #: Set by `segstream worker --processes N` for its child i (app/processes.py): i, shown
+    #: as `"process"` on each of the child's log lines.
+    process_index: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -260,6 +263,7 @@ class WorkerSettings:
             api_max_previews=reader.integer("API_MAX_PREVIEWS", 2, minimum=1),
             web_insecure=reader.flag("WEB_INSECURE", default=False),
             output_compression=_compression(reader.text("OUTPUT_COMPRESSION", "none")),
+            process_index=reader.integer("PROCESS_INDEX", 0) if "PROCESS_INDEX" in reader else None,
         )._checked()
 
     def _checked(self) -> WorkerSettings:
@@ -361,6 +365,9 @@ class _EnvReader:
     """Typed reads of `SEGSTREAM_*` variables with errors that name the variable."""
 
     env: Mapping[str, str]
+
+    def __contains__(self, name: str) -> bool:
+        return bool(self.env.get(PREFIX + name, "").strip())
 
     def optional(self, name: str) -> str | None:
         value = self.env.get(PREFIX + name, "").strip()

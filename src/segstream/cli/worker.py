@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import click
 
@@ -23,7 +24,16 @@ __all__ = ["worker"]
     help="native: the aiokafka worker (exactly once). faust: Faust agents and tables "
     "(extra segstream[faust]; at least once, docs/faust.md).",
 )
-def worker(create_topics_only: bool, runtime: str) -> None:
+@click.option(
+    "--processes",
+    metavar="N",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run N native worker processes under one supervisor, each a group member with "
+    "its own store directory (STORE_DIR/process-<i>) and web port (WEB_PORT + i); "
+    "default 1, the worker itself (docs/scaling.md).",
+)
+def worker(create_topics_only: bool, runtime: str, processes: int | None) -> None:
     """Run the stream worker (settings from SEGSTREAM_* environment variables)."""
     from segstream.app.logs import configure_logging
     from segstream.app.migrate import check_migrated
@@ -37,6 +47,8 @@ def worker(create_topics_only: bool, runtime: str) -> None:
     from segstream.cli.segments import kafka_errors
 
     if runtime == "faust":
+        if processes is not None:
+            raise click.UsageError("--processes runs native workers; not with --runtime faust")
         _faust_worker(create_topics_only)
         return
     try:
@@ -46,7 +58,13 @@ def worker(create_topics_only: bool, runtime: str) -> None:
     exposure = settings.web_exposure_problem()
     if exposure is not None and not create_topics_only:
         raise click.UsageError(exposure)
-    configure_logging(settings.log_level)
+    specs = None
+    if processes is not None and processes > 1 and not create_topics_only:
+        from segstream.cli.processes import check_processes
+
+        specs = check_processes(settings, processes)
+    process = settings.process_index
+    configure_logging(settings.log_level, None if process is None else {"process": process})
     with kafka_errors(settings):
         created = asyncio.run(
             create_topics(
@@ -62,6 +80,10 @@ def worker(create_topics_only: bool, runtime: str) -> None:
     with kafka_errors(settings):
         # A changelog of the old layout and no migration: refuse, naming `segstream migrate`.
         asyncio.run(check_migrated(settings))
+    if specs is not None:
+        from segstream.cli.processes import run_processes
+
+        sys.exit(run_processes(settings, specs))
 
     from segstream.cli.compose import build_worker
 

@@ -77,7 +77,7 @@ def build(store: PartitionStore, profiles: int) -> None:
     store.write(batch, {}, None)
 
 
-def backfill(store: PartitionStore, budget: int) -> tuple[float, int, int]:
+def backfill(store: PartitionStore, budget: int) -> tuple[float, float, int, int]:
     registry = SegmentRegistry(RETENTION)
     partition = PartitionState(registry, now=NOW)
     engine: SegmentEngine | None = None
@@ -85,6 +85,7 @@ def backfill(store: PartitionStore, budget: int) -> tuple[float, int, int]:
     partition.jobs = BackfillQueue()
     entered = evaluated = 0
     started = time.perf_counter()
+    cpu = time.process_time()
     while True:
         txn = PartitionTransaction(store, partition, lambda: registry)
         if engine is None:
@@ -106,7 +107,7 @@ def backfill(store: PartitionStore, budget: int) -> tuple[float, int, int]:
         txn.membership(changes)
         txn.prepare()
         txn.flush(None)
-    return time.perf_counter() - started, evaluated, entered
+    return time.perf_counter() - started, time.process_time() - cpu, evaluated, entered
 
 
 def main() -> None:
@@ -133,7 +134,7 @@ def main() -> None:
     if args.profile_out is not None:
         profiler = cProfile.Profile()
         profiler.enable()
-    took, evaluated, entered = backfill(store, args.budget)
+    took, cpu, evaluated, entered = backfill(store, args.budget)
     if args.profile_out is not None:
         profiler.disable()
         profiler.dump_stats(args.profile_out)
@@ -153,6 +154,8 @@ def main() -> None:
                 "entered": entered,
                 "seconds": round(took, 2),
                 "profiles_per_s": round(evaluated / took),
+                "cpu_seconds": round(cpu, 2),
+                "profiles_per_cpu_s": round(evaluated / cpu),
                 "load": os.getloadavg(),
             }
         )

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rocksdict import BlockBasedOptions, Cache, Options, Rdict, WriteBatch
+from rocksdict import BlockBasedOptions, Cache, Options, Rdict, ReadOptions, WriteBatch
 
 from segstream.state.layout import (
     FORMAT,
@@ -69,6 +69,14 @@ def profile_key(profile_id: str) -> bytes:
 def meta_key(name: str) -> bytes:
     """The store (and changelog) key of a partition meta entry."""
     return _META + name.encode()
+
+
+def _prefix_end(prefix: bytes) -> bytes | None:
+    """The first key after every key that starts with `prefix` (None: there is none)."""
+    trimmed = prefix.rstrip(b"\xff")
+    if not trimmed:
+        return None
+    return trimmed[:-1] + bytes([trimmed[-1] + 1])
 
 
 def _member_key(segment_id: str, profile_id: str) -> bytes:
@@ -179,6 +187,21 @@ class PartitionStore:
             it.next()
         return found
 
+    def profile_heads_after(self, cursor: str | None, limit: int) -> list[tuple[str, bytes]]:
+        """Up to `limit` (profile id, stored head) after `cursor`, in key order (one
+        iterator: what a backfill walks)."""
+        start = profile_key(cursor) + _SEP if cursor is not None else _PROFILE
+        found: list[tuple[str, bytes]] = []
+        it = self._db.iter()
+        it.seek(start)
+        while it.valid() and len(found) < limit:
+            key: bytes = it.key()
+            if not key.startswith(_PROFILE):
+                break
+            found.append((key[1:].decode(), it.value()))
+            it.next()
+        return found
+
     def count_profiles(self) -> int:
         """How many profiles the store holds (a key scan)."""
         return sum(1 for _ in self._prefix(_PROFILE))
@@ -274,14 +297,26 @@ class PartitionStore:
         self._meta.put(FORMAT_KEY, str(FORMAT).encode())
 
     def _prefix(self, prefix: bytes, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        it = self._family(prefix).iter()
-        it.seek(max(prefix, start))
-        while it.valid():
-            key: bytes = it.key()
-            if not key.startswith(prefix):
-                return
-            yield key, it.value()
-            it.next()
+        # RocksDB stops the iterator at the prefix's end (an upper bound), so each pair comes
+        # from one call into rocksdict instead of four and a test: a profile's few keys (its
+        # timers, its dedupe ring) cost a third of what a Python-stepped iterator did.
+        options = ReadOptions()
+        end = _prefix_end(prefix)
+        if end is not None:
+            options.set_iterate_upper_bound(end)
+        # Raw mode: keys and values are bytes.
+        items: Iterator[tuple[bytes, bytes]] = iter(
+            self._family(prefix).items(from_key=max(prefix, start), read_opt=options)  # type: ignore[arg-type]
+        )
+        # A generator, so that `options` (which owns the bound the iterator reads) lives
+        # as long as the iterator does.
+        if end is not None:
+            yield from items
+        else:
+            for key, value in items:
+                if not key.startswith(prefix):
+                    return
+                yield key, value
 
     # -- writes ------------------------------------------------------------------------------
     def write(

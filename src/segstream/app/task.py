@@ -440,7 +440,7 @@ class PartitionTask:
                 state.now = max(state.now, wall_us())
                 # Timers due by the new clock first: the slice evaluates profiles at `now`.
                 self._emit(txn, collector, engine.fire_due(state.now), None)
-                self._emit(txn, collector, self._backfill_slice(engine, slice_s), None)
+                self._emit(txn, collector, self._backfill_slice(txn, engine, slice_s), None)
                 meta_dirty = True
             if meta_dirty:
                 txn.put_meta(_JOBS, state.jobs.encode() if state.jobs else None)
@@ -551,7 +551,9 @@ class PartitionTask:
         )
         return False
 
-    def _backfill_slice(self, engine: SegmentEngine, slice_s: float) -> list[MembershipChange]:
+    def _backfill_slice(
+        self, txn: PartitionTransaction, engine: SegmentEngine, slice_s: float
+    ) -> list[MembershipChange]:
         """Advance the pending backfills by up to SEGSTREAM_BACKFILL_BATCH profiles, stopping
         early after `slice_s` of evaluation so that events never wait long for it."""
         assert self.store is not None
@@ -563,7 +565,7 @@ class PartitionTask:
         while jobs and left > 0:
             step = min(left, BACKFILL_STEP)
             changes.extend(
-                jobs.advance(engine, self.store.profile_ids_after, step, now, self.skipped_profiles)
+                jobs.advance(engine, txn.profile_ids_after, step, now, self.skipped_profiles)
             )
             left -= step
             if time.monotonic() >= stop:

@@ -36,6 +36,7 @@ from segstream.state.insight import size_records, timeline_records
 from segstream.state.layout import (
     Records,
     commit_journal,
+    load_dedupe,
     load_profile,
     profile_records,
     sweep_records,
@@ -146,6 +147,10 @@ class PartitionTransaction:
         self.loaded: dict[str, ProfileState] = {}
         self._members_before: dict[str, dict[str, int]] = {}
         self._raw: dict[str, bytes] = {}  # the stored head of each profile read
+        #: Loaded without their dedupe ring (`get_for_evaluation`): kept out of the cache.
+        self._lean: set[str] = set()
+        #: Committed heads read ahead by `profile_ids_after`, not loaded yet.
+        self._heads: dict[str, bytes] = {}
         self._dirty: set[str] = set()
         self._encoded: dict[str, bytes] = {}  # the head each changed profile has after it
         self._meta: dict[bytes, bytes | None] = {}
@@ -159,22 +164,51 @@ class PartitionTransaction:
         transaction, or taken from the cache when it holds exactly the stored head)."""
         state = self.loaded.get(profile_id)
         if state is None:
-            raw = self._store.get(profile_key(profile_id))
-            if raw is None:
-                return None
-            # Taken out of the cache: this transaction may change the object, and only a
-            # committed transaction puts states back (`flush`); a rollback leaves it out.
-            cache = self._state.cache
-            cached = cache.pop(profile_id, None)
-            hit = cached is not None and cached[0] == raw
-            if hit and cached is not None:
-                state = cached[1]
-            else:
-                state = load_profile(profile_id, raw, self._store.scan)
-            self.loaded[profile_id] = state
-            self._members_before[profile_id] = dict(state.members)
-            self._raw[profile_id] = raw
+            return self._load(profile_id, dedupe=True)
+        if profile_id in self._lean:
+            # Loaded for evaluation only; a record is about to be applied to it.
+            self._lean.discard(profile_id)
+            load_dedupe(profile_id, state, self._store.scan)
         return state
+
+    def get_for_evaluation(self, profile_id: str) -> ProfileState | None:
+        """The profile's state for an evaluation that applies no record (a backfill's): as
+        `get`, but a state read from the store leaves its dedupe ring unread, and it does not
+        go into the cache (a backfill would otherwise replace the live profiles there)."""
+        state = self.loaded.get(profile_id)
+        if state is None:
+            return self._load(profile_id, dedupe=False)
+        return state
+
+    def _load(self, profile_id: str, *, dedupe: bool) -> ProfileState | None:
+        raw = self._heads.pop(profile_id, None)
+        if raw is None:
+            raw = self._store.get(profile_key(profile_id))
+        if raw is None:
+            return None
+        # Taken out of the cache: this transaction may change the object, and only a
+        # committed transaction puts states back (`flush`); a rollback leaves it out.
+        cache = self._state.cache
+        cached = cache.pop(profile_id, None)
+        hit = cached is not None and cached[0] == raw
+        if hit and cached is not None:
+            state = cached[1]
+        else:
+            state = load_profile(profile_id, raw, self._store.scan, dedupe=dedupe)
+            if not dedupe:
+                self._lean.add(profile_id)
+        self.loaded[profile_id] = state
+        self._members_before[profile_id] = dict(state.members)
+        self._raw[profile_id] = raw
+        return state
+
+    def profile_ids_after(self, cursor: str | None, limit: int) -> list[str]:
+        """Up to `limit` committed profile ids after `cursor`, in key order (what a backfill
+        walks): their heads are read by the same iterator and kept for this transaction's
+        loads, instead of one point read each."""
+        heads = self._store.profile_heads_after(cursor, limit)
+        self._heads.update(heads)
+        return [profile_id for profile_id, _ in heads]
 
     def put(self, profile_id: str, state: ProfileState) -> None:
         """Mark a profile changed (its records are made in `prepare`)."""
@@ -261,11 +295,14 @@ class PartitionTransaction:
             self._writes, {**self._meta, **dict(self._insight)}, changelog_offset, self._swept
         )
         cache = self._state.cache
+        lean = self._lean
         for profile_id, state in self.loaded.items():
             head = self._encoded.get(profile_id, self._raw.get(profile_id))
             if head is None:
                 continue  # made but not written
             commit_journal(state)
+            if profile_id in lean:
+                continue  # no dedupe ring: loaded whole next time
             cache[profile_id] = (head, state)
             cache.move_to_end(profile_id)
         while len(cache) > PROFILE_CACHE_SIZE:

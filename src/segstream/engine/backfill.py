@@ -5,19 +5,30 @@ between events. The cursor (last profile id done) lives in the partition's state
 resumes where the last committed batch stopped. A profile that receives a record before the
 cursor reaches it is caught up first, so it sees the change exactly as if the backfill had
 reached it; evaluating a profile twice for the same change emits nothing the second time.
+
+A job remembers, in memory, the profiles `catch_up` evaluated ahead of its cursor (at most
+CAUGHT_UP_KEPT), and the cursor passes over them: while a backfill is far behind, most live
+events reach profiles ahead of it, and each would otherwise be evaluated twice. From the
+catch-up on, the profile is exactly as if the cursor had evaluated it (its timers for the
+segment are scheduled, later records see the installed version), so the second evaluation
+could change nothing. The set is not stored: a crash or a rolled-back transaction (which
+decodes the queue from its stored bytes) only costs those profiles their second evaluation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Container, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 
 from segstream.engine.membership import MembershipChange
 from segstream.engine.processor import SegmentEngine
 from segstream.errors import ProfileProcessingError
 from segstream.schemas.jsontext import dumps, loads_exact
 
-__all__ = ["BackfillJob", "BackfillQueue"]
+__all__ = ["CAUGHT_UP_KEPT", "BackfillJob", "BackfillQueue"]
+
+#: Profiles caught up ahead of its cursor a job remembers (about 100 bytes each).
+CAUGHT_UP_KEPT = 100_000
 
 
 @dataclass(slots=True)
@@ -30,6 +41,8 @@ class BackfillJob:
     cursor: str | None = None  # last profile id done, in key order
     done: int = 0
     total: int = 0  # profiles in the partition when the change arrived
+    #: Profiles ahead of the cursor `catch_up` evaluated already (memory only).
+    caught_up: set[str] = field(default_factory=set, compare=False, repr=False)
 
     def covers(self, profile_id: str) -> bool:
         """True when the job has already passed this profile."""
@@ -61,6 +74,8 @@ class BackfillQueue:
         for job in self.jobs:
             if not job.covers(profile_id):
                 changes.extend(job.apply(engine, profile_id, now))
+                if len(job.caught_up) < CAUGHT_UP_KEPT:
+                    job.caught_up.add(profile_id)
         return changes
 
     def advance(
@@ -72,13 +87,18 @@ class BackfillQueue:
         skip: Container[str] = (),
     ) -> list[MembershipChange]:
         """Evaluate up to `budget` profiles (in key order) of the oldest jobs; finished jobs
-        leave the queue. Profiles in `skip` (whose evaluation failed before) are passed over."""
+        leave the queue. Profiles in `skip` (whose evaluation failed before) and those the
+        job caught up already are passed over."""
         changes: list[MembershipChange] = []
         while self.jobs and budget > 0:
             job = self.jobs[0]
             batch = profiles_after(job.cursor, budget)
+            caught_up = job.caught_up
             for profile_id in batch:
                 if profile_id in skip:
+                    continue
+                if caught_up and profile_id in caught_up:
+                    caught_up.discard(profile_id)
                     continue
                 try:
                     changes.extend(job.apply(engine, profile_id, now))
@@ -98,7 +118,19 @@ class BackfillQueue:
 
     def encode(self) -> bytes:
         """Bytes for the partition's state."""
-        return dumps([asdict(job) for job in self.jobs])
+        return dumps(
+            [
+                {
+                    "segment_id": job.segment_id,
+                    "kind": job.kind,
+                    "version": job.version,
+                    "cursor": job.cursor,
+                    "done": job.done,
+                    "total": job.total,
+                }
+                for job in self.jobs
+            ]
+        )
 
     @classmethod
     def decode(cls, data: bytes | None) -> BackfillQueue:

@@ -78,6 +78,7 @@ class SegmentEngine:
     ) -> None:
         self.registry = registry
         self.store = store
+        self._view = _evaluation_view(store)
         self.due = due
         self.retention = registry.retention
         #: Per profile: (the traits object it was computed for, registry epoch, reachable
@@ -90,6 +91,7 @@ class SegmentEngine:
         """Work on the next transaction's view of the same profiles and timers: a host keeps
         one engine (and its caches) for as long as its registry, binding it per transaction."""
         self.store = store
+        self._view = _evaluation_view(store)
         self.due = due
 
     def forget(self, profile_ids: Iterable[str]) -> None:
@@ -420,8 +422,15 @@ class SegmentEngine:
         trait_paths: set[tuple[str, ...]] = set()
         for leaf in segment.leaves:
             if isinstance(leaf, HistoryLeaf):
+                low = _window_start(leaf, now)
                 for event_type in leaf.event_types:
-                    for event in state.history(event_type):
+                    if low is None:
+                        events = state.history(event_type)
+                    else:
+                        events = state.history_after(event_type, low)
+                    for event in events:
+                        if low is not None and event.at <= low:
+                            continue  # loaded before; outside the window (see _window_start)
                         if leaf.selects(event_type, event.properties, {}):
                             self._schedule_event(state, event, (leaf,), now)
             elif isinstance(leaf, SegmentLeaf) and leaf.span is not None:
@@ -479,7 +488,7 @@ class SegmentEngine:
 
     def backfill_profile(self, pid: str, sid: str, kind: str, now: int) -> list[MembershipChange]:
         """Evaluate one profile for a segment's new version (and its dependents)."""
-        state = self.store.get(pid)
+        state = self._view(pid)
         segment = self.registry.segments.get(sid)
         if state is None or not state.exists or segment is None:
             return []
@@ -602,6 +611,26 @@ def _meets(segment: CompiledSegment, traits: Mapping[str, Any]) -> bool:
         not guard.keys.isdisjoint(index_keys(terminals(traits, guard.parts)))
         for guard in segment.guards
     )
+
+
+def _evaluation_view(store: ProfileStore) -> Callable[[str], ProfileState | None]:
+    """How a backfill reads a profile it applies no record to: the store's
+    `get_for_evaluation` where it has one (it may leave the dedupe ring unread), else `get`."""
+    view: Callable[[str], ProfileState | None] = getattr(store, "get_for_evaluation", store.get)
+    return view
+
+
+def _window_start(leaf: HistoryLeaf, now: int) -> int | None:
+    """For a plain windowed event leaf (`within`, no time `where`, no `not_followed_by`), the
+    start of its window at `now`: the only events whose timers can still change its value
+    are after it, so a newly installed segment reads its history from there (a range read on
+    the keyed layout) instead of all of it. An event at or before the start is out of the
+    window for good; its one instant still ahead, the retention exit, cannot move such a
+    leaf (a live event still gets that timer: housekeeping, not needed for its value).
+    None: another leaf, which reads the whole history."""
+    if not isinstance(leaf, EventLeaf) or leaf.follow is not None or leaf.time_where:
+        return None
+    return now - leaf.span if leaf.span is not None else None
 
 
 def _lifecycle_cause(root: str, kind: str) -> CauseOf:

@@ -48,6 +48,7 @@ __all__ = [
     "head_format",
     "head_key",
     "head_of",
+    "load_dedupe",
     "load_profile",
     "parse_event_timer",
     "profile_of_key",
@@ -256,12 +257,32 @@ def head_of(raw: bytes) -> tuple[bool, dict[str, int], int | None]:
 
 
 # -- reading ------------------------------------------------------------------------------------
+def _read_seen(lp_pid: bytes, base: int, total: int, scan: Scan) -> deque[str]:
+    """A profile's dedupe ring, oldest id first."""
+    numbered: list[tuple[int, str]] = []
+    low = max(base, total - SEEN_IDS_KEPT)
+    for _key, value in scan(_SEEN + lp_pid):
+        number = _int(value[:8])
+        if low <= number < total:
+            numbered.append((number, value[8:].decode()))
+    numbered.sort()
+    return deque((i for _, i in numbered), maxlen=SEEN_IDS_KEPT)
+
+
 def load_profile(
-    profile_id: str, head_raw: bytes, scan: Scan, *, for_update: bool = True
+    profile_id: str,
+    head_raw: bytes,
+    scan: Scan,
+    *,
+    for_update: bool = True,
+    dedupe: bool = True,
 ) -> ProfileState:
     """A profile's state from its stored head; its history loads per type on use (`scan`),
     its dedupe ring and timers at once (not at all without `for_update`: a read-only view for
-    evaluation, which needs neither). The state journals its changes."""
+    evaluation, which needs neither). Without `dedupe`, the ring is left unread (empty) for a
+    state that applies no record (a backfill's evaluation, which may schedule timers and
+    change memberships): `load_dedupe` reads it before a record is applied. The state
+    journals its changes."""
     head = loads_exact(head_raw)
     if head[0] != FORMAT:
         raise ValueError(f"profile head of format {head[0]}, not {FORMAT}")
@@ -269,14 +290,10 @@ def load_profile(
     generation = head[11] if len(head) > 11 else 0
     lp_pid = _lp(profile_id)
     owner = lp_pid + _gen(generation)
-    numbered: list[tuple[int, str]] = []
-    low = max(base, total - SEEN_IDS_KEPT)
-    for _key, value in scan(_SEEN + lp_pid) if for_update else ():
-        number = _int(value[:8])
-        if low <= number < total:
-            numbered.append((number, value[8:].decode()))
-    numbered.sort()
-    seen: deque[str] = deque((i for _, i in numbered), maxlen=SEEN_IDS_KEPT)
+    if for_update and dedupe:
+        seen = _read_seen(lp_pid, base, total, scan)
+    else:
+        seen = deque(maxlen=SEEN_IDS_KEPT)
     timer_prefix = _TIMER + owner
     cut = len(timer_prefix)
     timers = [
@@ -301,6 +318,15 @@ def load_profile(
         version=version,
         generation=generation,
     )
+
+
+def load_dedupe(profile_id: str, state: ProfileState, scan: Scan) -> None:
+    """Read the dedupe ring of a state `load_profile` loaded without it (and that remembered
+    no id since: its ring is stored whole)."""
+    assert state.journal is not None and state.journal.seen_from == state.seen_total
+    seen = _read_seen(_lp(profile_id), state.seen_base, state.seen_total, scan)
+    state.seen = seen
+    state.seen_set = set(seen)
 
 
 class StoredHistory:

@@ -93,7 +93,9 @@ def test_a_deletion_writes_o1_keys_and_the_sweep_drops_the_old_generation(
     while _keys_of(task.store, "big"):
         before = len(producer.sent(task.topics.changelog))
         asyncio.run(run_batch(task, []))
-        assert len(producer.sent(task.topics.changelog)) - before <= 41
+        # (Partition meta aside: the tick that finishes the segment's backfill writes it.)
+        swept = [r for r in producer.sent(task.topics.changelog)[before:] if r[1][:1] != b"m"]
+        assert len(swept) <= 41
         sweeps += 1
         assert sweeps < 20
     assert sweeps >= 3

@@ -237,11 +237,11 @@ class RecordCollector:
             if extras is not None:
                 headers, timestamp_ms = extras[index]
             rough = len(key or b"") + len(value or b"")
-            if rough > limit:
-                rough += sum(len(v) + 8 for _, v in headers)
-                if _estimate(key, value, headers) > limit + 1024:
-                    exc = _too_large(rough, limit + 1024)
-                    raise SendRejected([self._rejected_item(topic, key, value)], exc) from exc
+            if extras is not None:
+                rough += sum(len(name) + len(v) + 8 for name, v in headers)
+            if rough > limit and _estimate(key, value, headers) > limit + 1024:
+                exc = _too_large(rough, limit + 1024)
+                raise SendRejected([self._rejected_item(topic, key, value)], exc) from exc
             added = builder.append(timestamp=timestamp_ms, key=key, value=value, headers=headers)
             if added is not None:
                 continue
@@ -261,6 +261,9 @@ class RecordCollector:
         partition: int,
         records: Sequence[tuple[bytes | None, bytes | None]],
     ) -> None:
+        # Closed: nothing else is appended to it, and the sender takes it at once instead of
+        # waiting out the producer's linger (5 ms per transaction at low load).
+        builder.close()
         future = await producer.send_batch(builder, topic, partition=partition)
         self._sent.append(_SentBatch(topic, records, future))
 
@@ -271,9 +274,14 @@ class RecordCollector:
         own error for anything else. Either way the transaction must be aborted.
         """
         futures = [sent.future for sent in self._sent]
-        try:
-            await asyncio.gather(*futures)
-        except BaseException as first:
+        # `wait`, not `gather`: cancelling this (a partition closing, shutdown) must not cancel
+        # the deliveries (aiokafka's shielded batch futures), or a later failure of one would
+        # go unretrieved; `abandon` retrieves them all.
+        first: BaseException | None = None
+        if futures:
+            done, _ = await asyncio.wait(futures, return_when=asyncio.FIRST_EXCEPTION)
+            first = next((e for f in done if not f.cancelled() and (e := f.exception())), None)
+        if first is not None:
             # The broker fails a whole produce batch at once, and the caller tells its
             # records apart: let the others settle (briefly: an idempotent producer retries
             # a transport error without end).

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 
-__all__ = ["THRESHOLDS", "settle", "tune"]
+__all__ = ["THRESHOLDS", "release", "settle", "tune"]
 
 #: Allocations between young collections, and young (then middle) collections between older
 #: ones: (700, 10, 10) by default.
@@ -31,6 +31,14 @@ def settle() -> None:
     """Collect, then freeze every object that survived: they are never scanned again (they
     are still freed by reference counting; only a cycle among them would stay). Called when a
     partition has opened — its registry built and its store loaded — and no other is opening:
-    a pause of a full collection, once per assignment."""
+    a pause of a full collection, once per assignment. What an earlier `settle` froze is
+    unfrozen first, so that a cycle of a partition closed since is collected now."""
+    gc.unfreeze()
     gc.collect()
     gc.freeze()
+
+
+def release() -> None:
+    """Unfreeze (partitions were revoked: what they held may be cycles now, for the next
+    collection to free)."""
+    gc.unfreeze()

@@ -244,6 +244,9 @@ class PartitionTask:
         if self.task_state is not TaskState.CLOSED:
             self._move(TaskState.CLOSED)
         await self._release()
+        # The engine refers back to the task (through its transaction's registry loader): a
+        # cycle, which only the collector frees, and not while the task is frozen (app/heap.py).
+        self.engine = None
 
     async def renew_producer(self) -> None:
         """After an aborted batch: a new producer with the same transactional id (its

@@ -59,9 +59,12 @@ class TaskManager:
     # -- assignment ----------------------------------------------------------------------
     async def assign(self, partitions: set[int]) -> None:
         """The group's new assignment for this worker: close what went, open what came."""
-        for partition in sorted(set(self.partitions) - partitions):
+        revoked = sorted(set(self.partitions) - partitions)
+        for partition in revoked:
             log.info("partition %d revoked", partition)
             await self._close(partition)
+        if revoked:
+            heap.release()
         self.assigned = set(partitions)
         for partition in sorted(partitions - set(self.partitions)):
             log.info("partition %d assigned", partition)

@@ -57,6 +57,9 @@ class FakeBatch:
         self.records.append((key, value))
         return object()
 
+    def close(self) -> None:
+        self.capacity = len(self.records)
+
 
 @dataclass
 class FakeProducer:

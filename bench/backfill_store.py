@@ -21,6 +21,7 @@ import shutil
 import time
 from pathlib import Path
 
+from e2e import BACKFILL_SEGMENT
 from segstream.app.store import PartitionStore, ProfileWrite
 from segstream.app.transaction import PartitionState, PartitionTransaction
 from segstream.engine.backfill import BackfillJob, BackfillQueue
@@ -33,16 +34,8 @@ from segstream.timefmt import DAY
 
 NOW = 1_800_000_000_000_000
 RETENTION = 365 * DAY
-SEGMENT = {
-    "id": "bench-backfill",
-    "name": "Pro plan or three page views in 30 days",
-    "condition": {
-        "or": [
-            {"trait": "custom.plan", "op": "eq", "value": "pro"},
-            {"event": "page.viewed", "within": "30d", "count": {"op": "gte", "value": 3}},
-        ]
-    },
-}
+#: The same segment as bench/e2e.py's backfill phase (an unguarded `or`).
+SEGMENT = BACKFILL_SEGMENT
 TYPES = ["page.viewed"] * 6 + ["product.viewed", "link.clicked", "cart.added", "app.opened"]
 PLANS = ["free", "free", "free", "trial", "pro"]
 

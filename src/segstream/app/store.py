@@ -176,31 +176,13 @@ class PartitionStore:
     def profile_ids_after(self, cursor: str | None, limit: int) -> list[str]:
         """Up to `limit` stored profile ids after `cursor`, in key order."""
         start = profile_key(cursor) + _SEP if cursor is not None else _PROFILE
-        found: list[str] = []
-        it = self._db.iter()
-        it.seek(start)
-        while it.valid() and len(found) < limit:
-            key: bytes = it.key()
-            if not key.startswith(_PROFILE):
-                break
-            found.append(key[1:].decode())
-            it.next()
-        return found
+        return [key[1:].decode() for key, _ in _walk(self._db, start, _PROFILE, limit)]
 
     def profile_heads_after(self, cursor: str | None, limit: int) -> list[tuple[str, bytes]]:
         """Up to `limit` (profile id, stored head) after `cursor`, in key order (one
         iterator: what a backfill walks)."""
         start = profile_key(cursor) + _SEP if cursor is not None else _PROFILE
-        found: list[tuple[str, bytes]] = []
-        it = self._db.iter()
-        it.seek(start)
-        while it.valid() and len(found) < limit:
-            key: bytes = it.key()
-            if not key.startswith(_PROFILE):
-                break
-            found.append((key[1:].decode(), it.value()))
-            it.next()
-        return found
+        return [(key[1:].decode(), value) for key, value in _walk(self._db, start, _PROFILE, limit)]
 
     def count_profiles(self) -> int:
         """How many profiles the store holds (a key scan)."""
@@ -222,16 +204,9 @@ class PartitionStore:
         """Up to `limit` members of a segment after `cursor`, in key order."""
         prefix = _MEMBER + segment_id.encode() + _SEP
         start = prefix + cursor.encode() + _SEP if cursor is not None else prefix
-        found: list[str] = []
-        it = self._derived.iter()
-        it.seek(start)
-        while it.valid() and len(found) < limit:
-            key: bytes = it.key()
-            if not key.startswith(prefix):
-                break
-            found.append(key[len(prefix) :].decode())
-            it.next()
-        return found
+        return [
+            key[len(prefix) :].decode() for key, _ in _walk(self._derived, start, prefix, limit)
+        ]
 
     def member_entries_from(self, after: tuple[str, str] | None) -> Iterator[tuple[str, str, int]]:
         """(segment id, profile id, entered instant) of every membership after `after`
@@ -254,18 +229,10 @@ class PartitionStore:
         order (what an export reads)."""
         prefix = _MEMBER + segment_id.encode() + _SEP
         start = prefix + cursor.encode() + _SEP if cursor is not None else prefix
-        found: list[tuple[str, int]] = []
-        it = self._derived.iter()
-        it.seek(start)
-        while it.valid() and len(found) < limit:
-            key: bytes = it.key()
-            if not key.startswith(prefix):
-                break
-            found.append(
-                (key[len(prefix) :].decode(), int.from_bytes(it.value(), "big", signed=True))
-            )
-            it.next()
-        return found
+        return [
+            (key[len(prefix) :].decode(), int.from_bytes(value, "big", signed=True))
+            for key, value in _walk(self._derived, start, prefix, limit)
+        ]
 
     def meta_items(self, prefix: str) -> Iterator[tuple[str, bytes]]:
         """Stored meta entries whose name starts with `prefix` (name without it, value)."""
@@ -399,3 +366,18 @@ class PartitionStore:
         for segment_id, entered in after.items():
             if before.get(segment_id) != entered:
                 batch.put(_member_key(segment_id, profile_id), _instant(entered), derived)
+
+
+def _walk(db: Any, start: bytes, prefix: bytes, limit: int) -> list[tuple[bytes, bytes]]:
+    """Up to `limit` (key, value) of `db` from `start` on while the keys start with `prefix`:
+    one iterator, no per-key lookups."""
+    found: list[tuple[bytes, bytes]] = []
+    it = db.iter()
+    it.seek(start)
+    while it.valid() and len(found) < limit:
+        key: bytes = it.key()
+        if not key.startswith(prefix):
+            break
+        found.append((key, it.value()))
+        it.next()
+    return found

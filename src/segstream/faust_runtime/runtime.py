@@ -182,26 +182,19 @@ class FaustRuntime:
             value_serializer="raw",
         )
         options = {"driver": "rocksdict", "block_cache_size": worker.rocksdb_block_cache_bytes}
-        self.profiles = cast(
-            ChangelogTrackingTable,
-            self.app.Table(
-                "profiles",
+
+        def table(name: str) -> ChangelogTrackingTable:
+            made = self.app.Table(
+                name,
                 partitions=worker.input_partitions,
                 key_type=bytes,
                 value_type=bytes,
                 options=dict(options),
-            ),
-        )
-        self.meta = cast(
-            ChangelogTrackingTable,
-            self.app.Table(
-                "meta",
-                partitions=worker.input_partitions,
-                key_type=bytes,
-                value_type=bytes,
-                options=dict(options),
-            ),
-        )
+            )
+            return cast(ChangelogTrackingTable, made)
+
+        self.profiles = table("profiles")
+        self.meta = table("meta")
         self.app.agent(self.source, name="segstream-engine")(self._agent)
         self.app.timer(worker.tick_interval_s, name="segstream-ticker")(self._tick)
         self.app.timer(STATUS_INTERVAL_S, name="segstream-status")(self._publish_status)

@@ -398,10 +398,22 @@ def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str
     )
     seconds = delta("segstream_batch_duration_seconds_sum")
     batches = delta("segstream_batch_duration_seconds_count")
+    full = 'segstream_gc_pause_seconds_{}{{generation="2"}}'
+    # The slowest full collection's bucket bound (a pause that held every partition's loop).
+    longest = None
+    for key, value in samples.items():
+        prefix = 'segstream_gc_pause_seconds_bucket{generation="2",le="'
+        if key.startswith(prefix) and value - before.get(key, 0.0) < delta(full.format("count")):
+            bound = key[len(prefix) : -2]
+            if bound != "+Inf":
+                longest = max(longest or 0.0, float(bound))
     return {
         "transactions": int(committed),
         "input_records_per_transaction": round(consumed / committed, 1) if committed else None,
         "mean_transaction_ms": round(1000 * seconds / batches, 1) if batches else None,
+        "full_gcs": int(delta(full.format("count"))),
+        "full_gc_ms": round(1000 * delta(full.format("sum")), 1),
+        "longest_full_gc_over_ms": None if longest is None else round(1000 * longest, 1),
     }
 
 
@@ -995,7 +1007,9 @@ def report(result: dict[str, Any]) -> None:
         print(
             f"batches @ {lat['rate']}/s: {b['transactions']} transactions, "
             f"{b['input_records_per_transaction']} records and {b['mean_transaction_ms']} ms "
-            f"each; drained {lat['drain_after_send_s']} s after the last send"
+            f"each; drained {lat['drain_after_send_s']} s after the last send; "
+            f"{b.get('full_gcs', '-')} full GCs ({b.get('full_gc_ms', '-')} ms, longest over "
+            f"{b.get('longest_full_gc_over_ms', '-')} ms)"
         )
     f = result["footprint"]
     print()

@@ -31,6 +31,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -328,6 +329,7 @@ class Round:
         self.fault_every = fault_every
         self.leaves = 0
         self.marks: dict[str, int] = {}  # where each worker's current life starts in its log
+        self.lagging: dict[str, int] = {}  # the partitions behind at the last lag query
 
     def note(self, message: str) -> None:
         say(f"+{time.monotonic() - self.t0:6.1f}s {message}")
@@ -480,11 +482,13 @@ class Round:
         finally:
             await consumer.stop()
             await admin.close()
-        lag = 0
+        self.lagging = {}
         for tp in parts:
             done = committed.get(tp)
-            lag += ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
-        return lag
+            behind = ends[tp] - (done.offset if done is not None and done.offset >= 0 else 0)
+            if behind:
+                self.lagging[f"{tp.topic}[{tp.partition}]"] = behind
+        return sum(self.lagging.values())
 
     async def wait_committed(self, timeout: float = 600) -> None:
         """Until the group has committed every input and control record (transactions)."""
@@ -499,7 +503,23 @@ class Round:
             except Exception as exc:  # the broker restarting: ask again
                 self.note(f"lag query failed: {exc!r}")
             await asyncio.sleep(1.0)
-        raise AssertionError(f"the group still lags {lag} records after {timeout}s")
+        raise AssertionError(
+            f"the group still lags {lag} records after {timeout}s: {self.lagging}\n"
+            + await self.stall_report()
+        )
+
+    async def stall_report(self) -> str:
+        """What each live worker was doing: its tasks' awaits (SIGUSR1) and its log's end."""
+        for process in self.cluster.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(2.0)
+        parts = []
+        for name in WORKERS:
+            if (self.tmp / f"{name}.log").exists():
+                tail = self.cluster.log(name)[-12000:]
+                parts.append(f"--- {name} (log end) ---\n{tail}")
+        return "\n".join(parts)
 
     async def status(self) -> dict[int, dict[str, Any]]:
         """The latest status of each input partition (the status topic read to its end)."""
@@ -534,7 +554,9 @@ class Round:
             except Exception as exc:
                 self.note(f"status read failed: {exc!r}")
             await asyncio.sleep(1.0)
-        raise AssertionError("segments were not applied on every partition in time")
+        raise AssertionError(
+            "segments were not applied on every partition in time\n" + await self.stall_report()
+        )
 
     async def apply_segments(self, definitions: list[Any], deleted: list[str]) -> None:
         while True:

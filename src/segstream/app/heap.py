@@ -14,8 +14,11 @@ survives when a partition has opened, so full collections skip it.
 from __future__ import annotations
 
 import gc
+import time
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["THRESHOLDS", "release", "settle", "tune"]
+__all__ = ["THRESHOLDS", "release", "settle", "timed", "tune", "untimed"]
 
 #: Allocations between young collections, and young (then middle) collections between older
 #: ones: (700, 10, 10) by default.
@@ -25,6 +28,22 @@ THRESHOLDS = (10_000, 20, 20)
 def tune() -> None:
     """Set the worker's collector thresholds (once, at start)."""
     gc.set_threshold(*THRESHOLDS)
+
+
+def timed(observe: Callable[[int, float], None]) -> Callable[[str, dict[str, Any]], None]:
+    """Report every collection's generation and duration to `observe` (a full collection
+    holds the event loop: its pauses are latency, `segstream_gc_pause_seconds`). Returns the
+    callback, for `gc.callbacks.remove`."""
+    started = [0.0]
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            observe(int(info["generation"]), time.perf_counter() - started[0])
+
+    gc.callbacks.append(callback)
+    return callback
 
 
 def settle() -> None:
@@ -42,3 +61,9 @@ def release() -> None:
     """Unfreeze (partitions were revoked: what they held may be cycles now, for the next
     collection to free)."""
     gc.unfreeze()
+
+
+def untimed(callback: Callable[[str, dict[str, Any]], None]) -> None:
+    """Stop reporting to the callback `timed` returned."""
+    if callback in gc.callbacks:
+        gc.callbacks.remove(callback)

@@ -176,6 +176,14 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self._gc_pause = Histogram(
+            "segstream_gc_pause_seconds",
+            "Time the cyclic garbage collector held the worker's loop, by generation "
+            "(2: a full collection).",
+            ["generation"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
         self._steps_dropped = Counter(
             "segstream_profile_steps_dropped",
             "Timer or backfill steps dropped for one profile because they raised (a defect).",
@@ -218,6 +226,7 @@ class WorkerMetrics:
             self._records_skipped.labels(kind=kind)
         for cause in ("record", "profile", "rejected"):
             self._batch_retries.labels(cause=cause)
+        self._gc_pause_children = [self._gc_pause.labels(generation=str(g)) for g in range(3)]
         for outcome in ("committed", "aborted"):
             self._transactions.labels(outcome=outcome)
         self._ready.set(0)
@@ -254,6 +263,10 @@ class WorkerMetrics:
     def timer_lag(self, seconds: float) -> None:
         """Record how late a time-caused change was emitted after its due instant."""
         self._timer_lag.observe(max(seconds, 0.0))
+
+    def gc_pause(self, generation: int, seconds: float) -> None:
+        """Record one collection of the cyclic garbage collector."""
+        self._gc_pause_children[generation].observe(seconds)
 
     def batch(self, seconds: float) -> None:
         """Record the duration of one partition transaction."""

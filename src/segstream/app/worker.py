@@ -122,6 +122,7 @@ class Worker:
         from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 
         heap.tune()
+        gc_timer = heap.timed(self.metrics.gc_pause)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
@@ -180,6 +181,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await self._shutdown()
+            heap.untimed(gc_timer)
 
     async def _consume(self) -> None:
         consumer = self.consumer

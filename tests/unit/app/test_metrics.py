@@ -164,3 +164,22 @@ def test_instances_do_not_share_a_registry() -> None:
     assert samples(second)[("segstream_dead_letters_total", (("kind", "schema"),))] == 0
     assert first.registry is not second.registry
     assert b"segstream_dead_letters_total" in second.render()
+
+
+def test_gc_pauses_are_timed_by_generation() -> None:
+    import gc
+
+    from segstream.app import heap
+
+    metrics = WorkerMetrics()
+    callback = heap.timed(metrics.gc_pause)
+    try:
+        gc.collect()
+        gc.collect(0)
+    finally:
+        heap.untimed(callback)
+    assert callback not in gc.callbacks
+    got = samples(metrics)
+    assert got[("segstream_gc_pause_seconds_count", (("generation", "2"),))] >= 1
+    assert got[("segstream_gc_pause_seconds_count", (("generation", "0"),))] >= 1
+    assert got[("segstream_gc_pause_seconds_sum", (("generation", "2"),))] > 0

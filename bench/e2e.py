@@ -667,11 +667,17 @@ async def phase_backfill(
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample_rss())
+    spy = (
+        PySpy(pid, app.dir / "py-spy-backfill.txt", args.py_spy_rate)
+        if args.py_spy and PY_SPY
+        else None
+    )
     during = await paced_send(
         bootstrap, probe_events(), rate, args.timeout, probe, stop=watcher.done
     )
     await watcher
     await sampler
+    profile = spy.stop() if spy else {}
     backfill_s = time.monotonic() - started
     metrics = app.metrics("w1")
     await probe.quiet(2.0, 10.0)
@@ -705,6 +711,7 @@ async def phase_backfill(
         "store_bytes_per_profile": round(footprint["bytes"] / profiles) if profiles else None,
         "changelog_bytes_per_event": _per(broker.topic_bytes(app.settings.topics.changelog), total),
         "timer_lag_metric_count": metrics.get("segstream_timer_lag_seconds_count"),
+        "profile": profile,
     }
 
 

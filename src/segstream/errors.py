@@ -7,6 +7,7 @@ Hierarchy::
     │   └── ReferenceCycle       installing it would close a reference cycle (also a ValueError)
     ├── InvalidRecord            an input record must go to the dead-letter topic (carries kind)
     ├── ProfileProcessingError   a timer or backfill step failed for one profile (a defect)
+    ├── TransactionStalled       a partition transaction waited on the broker past its bound
     └── ConfigurationError       a setting has an unusable value
 """
 
@@ -22,6 +23,7 @@ __all__ = [
     "ProfileProcessingError",
     "ReferenceCycle",
     "SegstreamError",
+    "TransactionStalled",
 ]
 
 
@@ -69,6 +71,12 @@ class ProfileProcessingError(SegstreamError):
         self.profile_id = profile_id
         self.step = step
         super().__init__(f"{step} failed for a profile: {type(cause).__name__}: {cause}")
+
+
+class TransactionStalled(SegstreamError):
+    """One broker wait of a partition transaction (begin, sends, offsets, commit) took longer
+    than its bound: the transaction is abandoned and the partition reopens with a new producer
+    (which aborts it on the broker), as after any other failure of the broker's side."""
 
 
 class ConfigurationError(SegstreamError):

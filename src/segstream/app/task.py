@@ -24,9 +24,9 @@ import asyncio
 import enum
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from segstream.app.collector import RecordCollector, wall_us
 from segstream.app.internal_records import control_segment_record, stored_segment_record
@@ -42,7 +42,12 @@ from segstream.engine.membership import MembershipChange
 from segstream.engine.processor import SegmentEngine
 from segstream.engine.registry import SegmentRegistry
 from segstream.engine.status import partition_status
-from segstream.errors import InvalidDefinition, InvalidRecord, ProfileProcessingError
+from segstream.errors import (
+    InvalidDefinition,
+    InvalidRecord,
+    ProfileProcessingError,
+    TransactionStalled,
+)
 from segstream.rules import analyze_condition, condition_fingerprint
 from segstream.schemas.events import decode_key, parse_input_record
 from segstream.schemas.jsontext import dumps
@@ -62,6 +67,11 @@ log = logging.getLogger("segstream.partition")
 BACKFILL_STEP = 50
 #: How long a failed producer may take to stop before it is left to the broker's fencing.
 PRODUCER_STOP_TIMEOUT_S = 10.0
+#: The longest one broker step of a partition transaction may take (see `_bounded`): well
+#: over a broker restart (~10 s) and aiokafka's request timeout (40 s), under the
+#: transaction timeout (60 s) after which the broker aborts it anyway.
+TRANSACTION_WAIT_S = 45.0
+_T = TypeVar("_T")
 
 _JOBS = "jobs"
 _SEGMENT = "seg:"
@@ -406,7 +416,8 @@ class PartitionTask:
         self._batch_profile_count = None
         meta_dirty = False
         parked_before = self.parked_control, self._parked_record
-        await self.producer.begin_transaction()
+        producer = self.producer
+        await _bounded(producer.begin_transaction(), "begin", self.partition)
         try:
             state.now = max(state.now, wall_us())
             self._emit(txn, collector, engine.fire_due(state.now), None)
@@ -447,7 +458,7 @@ class PartitionTask:
                 meta_dirty = True
             if meta_dirty:
                 txn.put_meta(_JOBS, state.jobs.encode() if state.jobs else None)
-            await collector.send(self.producer, txn.prepare())
+            await _bounded(collector.send(producer, txn.prepare()), "send", self.partition)
             offsets = {tp: self._next_offset(tp, messages) for tp, messages in batch if messages}
             # Every send must have succeeded before the commit: aiokafka commits a
             # transaction whose records the broker rejected (Java's producer refuses,
@@ -455,10 +466,14 @@ class PartitionTask:
             confirming = asyncio.ensure_future(collector.confirm())
             try:
                 if offsets:
-                    await self.producer.send_offsets_to_transaction(offsets, self.group_id)
+                    await _bounded(
+                        producer.send_offsets_to_transaction(offsets, self.group_id),
+                        "offsets",
+                        self.partition,
+                    )
             finally:
-                changelog_offset = await confirming
-            await self.producer.commit_transaction()
+                changelog_offset = await _bounded(confirming, "deliveries", self.partition)
+            await _bounded(producer.commit_transaction(), "commit", self.partition)
         except BaseException:
             self.metrics.transaction(False)
             collector.abandon()
@@ -694,6 +709,20 @@ class PartitionTask:
     def status(self) -> dict[str, Any]:
         """This partition's segment versions, readiness and member counts (status topic)."""
         return partition_status(self.partition, self.registry, self.jobs, self.members)
+
+
+async def _bounded(awaitable: Awaitable[_T], what: str, partition: int) -> _T:
+    """Await one broker step of a transaction for at most TRANSACTION_WAIT_S: aiokafka's
+    idempotent producer retries a delivery, and waits for a transaction's end, without a
+    limit (Java's bounds them, KAFKA-7763), so a broker that never answers would hold the
+    partition for good. The caller aborts, and the partition reopens with a new producer."""
+    try:
+        async with asyncio.timeout(TRANSACTION_WAIT_S):
+            return await awaitable
+    except TimeoutError as exc:
+        raise TransactionStalled(
+            f"partition {partition}: the transaction's {what} took over {TRANSACTION_WAIT_S:.0f}s"
+        ) from exc
 
 
 async def _stop_quietly(producer: Any) -> None:

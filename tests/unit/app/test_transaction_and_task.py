@@ -121,6 +121,39 @@ def test_a_rejected_send_commits_nothing_and_rolls_everything_back(tmp_path: Pat
     assert task.members["pro"] == task.members["new"] == 2  # both are on the team plan now
 
 
+def test_a_commit_the_broker_never_answers_is_abandoned_within_the_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """aiokafka waits for a transaction's end without a limit: a broker that never answers
+    must not hold the partition (the chaos round's stall); the batch is rolled back and runs
+    again on a new producer."""
+    import segstream.app.task as task_module
+    from segstream.errors import TransactionStalled
+
+    monkeypatch.setattr(task_module, "TRANSACTION_WAIT_S", 0.2)
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    records = batch(feed.segment("pro", PRO), feed.traits("p1", "e1", _now(), plan="pro"))
+    commit = producer.commit_transaction
+
+    async def never_answered() -> None:
+        await asyncio.Event().wait()
+
+    producer.commit_transaction = never_answered  # type: ignore[method-assign]
+    started = time.monotonic()
+    with pytest.raises(TransactionStalled, match="commit took over"):
+        asyncio.run(task.process(records))
+    assert time.monotonic() - started < 5.0
+    assert not producer.committed
+    assert task.store is not None and task.store.get(profile_key("p1")) is None
+    assert task.members == {}
+    producer.commit_transaction = commit  # type: ignore[method-assign]
+    asyncio.run(task.renew_producer())
+    asyncio.run(task.process(records))
+    assert task.members == {"pro": 1}
+
+
 def test_a_rolled_back_timer_fires_again(tmp_path: Path) -> None:
     producer = FakeProducer()
     task = running_task(tmp_path, producer)

@@ -645,6 +645,7 @@ async def phase_backfill(
     await probe.quiet(2.0, 10.0)
     baseline = probe.summary()["event_latency_ms"]
     probe.event_ms.clear()
+    probe.event_sent_ms.clear()
     ready: dict[str, float] = {}
 
     async def watch() -> None:

@@ -311,6 +311,8 @@ class MembershipProbe:
     partitions: int
     sent_ms: dict[str, int] = field(default_factory=dict)  # input event id -> Kafka timestamp
     event_ms: list[float] = field(default_factory=list)
+    #: When each `event_ms` value was sent (Kafka timestamp, ms): the latency over the run.
+    event_sent_ms: list[int] = field(default_factory=list)
     timer_recv_ms: list[float] = field(default_factory=list)
     timer_emit_ms: list[float] = field(default_factory=list)
     records: int = 0
@@ -358,6 +360,7 @@ class MembershipProbe:
                 self.unmatched += 1
             else:
                 self.event_ms.append(now_ms - sent)
+                self.event_sent_ms.append(sent)
         elif kind == "timer":
             due_ms = parse_datetime(body["at"]) / 1000
             self.timer_recv_ms.append(now_ms - due_ms)
@@ -377,11 +380,27 @@ class MembershipProbe:
                 await self._task
         await self._consumer.stop()
 
+    def series(self, width_ms: int) -> list[list[float | int | None]]:
+        """[seconds since the first send, n, p50, max] of the event latencies per `width_ms`
+        of send time: where in a run its tail lies (a start transient, a pause, a trend)."""
+        if not self.event_sent_ms:
+            return []
+        first = min(self.event_sent_ms)
+        buckets: dict[int, list[float]] = {}
+        for sent, latency in zip(self.event_sent_ms, self.event_ms, strict=True):
+            buckets.setdefault((sent - first) // width_ms, []).append(latency)
+        rows: list[list[float | int | None]] = []
+        for index in sorted(buckets):
+            p = percentiles(buckets[index])
+            rows.append([index * width_ms / 1000, p["n"], p["p50"], p["max"]])
+        return rows
+
     def summary(self) -> dict[str, Any]:
         return {
             "membership_records": self.records,
             "by_cause": dict(sorted(self.by_kind.items())),
             "event_latency_ms": percentiles(self.event_ms),
+            "event_latency_by_2s": self.series(2000),
             "unmatched_event_records": self.unmatched,
             "timer_lag_received_ms": percentiles(self.timer_recv_ms),
             "timer_lag_emitted_ms": percentiles(self.timer_emit_ms),

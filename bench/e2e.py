@@ -399,19 +399,24 @@ def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str
     seconds = delta("segstream_batch_duration_seconds_sum")
     batches = delta("segstream_batch_duration_seconds_count")
     full = 'segstream_gc_pause_seconds_{}{{generation="2"}}'
-    # The slowest full collection's bucket bound (a pause that held every partition's loop).
-    longest = None
-    for key, value in samples.items():
-        prefix = 'segstream_gc_pause_seconds_bucket{generation="2",le="'
-        if key.startswith(prefix) and value - before.get(key, 0.0) < delta(full.format("count")):
-            bound = key[len(prefix) : -2]
-            if bound != "+Inf":
-                longest = max(longest or 0.0, float(bound))
+    full_gcs = delta(full.format("count"))
+    # The highest bucket bound some full collection exceeded (a pause of every partition).
+    bucket = 'segstream_gc_pause_seconds_bucket{generation="2",le="'
+    longest = max(
+        (
+            float(key[len(bucket) : -2])
+            for key, value in samples.items()
+            if key.startswith(bucket)
+            and not key.endswith('"+Inf"}')
+            and value - before.get(key, 0.0) < full_gcs
+        ),
+        default=None,
+    )
     return {
         "transactions": int(committed),
         "input_records_per_transaction": round(consumed / committed, 1) if committed else None,
         "mean_transaction_ms": round(1000 * seconds / batches, 1) if batches else None,
-        "full_gcs": int(delta(full.format("count"))),
+        "full_gcs": int(full_gcs),
         "full_gc_ms": round(1000 * delta(full.format("sum")), 1),
         "longest_full_gc_over_ms": None if longest is None else round(1000 * longest, 1),
     }

@@ -33,7 +33,7 @@ def tune() -> None:
 def timed(observe: Callable[[int, float], None]) -> Callable[[str, dict[str, Any]], None]:
     """Report every collection's generation and duration to `observe` (a full collection
     holds the event loop: its pauses are latency, `segstream_gc_pause_seconds`). Returns the
-    callback, for `gc.callbacks.remove`."""
+    callback, for `untimed`."""
     started = [0.0]
 
     def callback(phase: str, info: dict[str, Any]) -> None:

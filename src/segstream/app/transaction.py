@@ -213,12 +213,22 @@ class PartitionTransaction:
         return state
 
     def profile_ids_after(self, cursor: str | None, limit: int) -> list[str]:
-        """Up to `limit` committed profile ids after `cursor`, in key order (what a backfill
-        walks): their heads are read by the same iterator and kept for this transaction's
-        loads, instead of one point read each."""
+        """Up to `limit` profile ids after `cursor`, in key order (what a backfill walks):
+        the committed ones, their heads read by the same iterator and kept for this
+        transaction's loads instead of one point read each, and those it made."""
         heads = self._store.profile_heads_after(cursor, limit)
         self._heads.update(heads)
-        return [profile_id for profile_id, _ in heads]
+        found = [profile_id for profile_id, _ in heads]
+        # Profiles this transaction made (no stored head yet) before a job began in it: the
+        # store's walk cannot see them, and no catch-up evaluated them.
+        made = [
+            p
+            for p in self.loaded
+            if p not in self._raw and p not in self._heads and (cursor is None or p > cursor)
+        ]
+        if made:
+            found = sorted(set(found).union(made))[:limit]
+        return found
 
     def backfill_walk(self, job: BackfillJob) -> Walk | None:
         """A job's walk of its own, or None (every profile): a deletion walks the segment's

@@ -474,3 +474,30 @@ def test_a_task_builds_the_index_in_its_slices_and_walks_it(
     assert task.store is not None
     state = task._load(task.store)
     assert not state.jobs
+
+
+def test_a_profile_made_in_the_batch_before_its_segment_is_evaluated(tmp_path: Path) -> None:
+    """A batch that makes a profile, then installs a segment, and runs a backfill slice in
+    the same transaction (a live batch owed the backfills' share): the slice's walk, over
+    every head or over the index, evaluates the profile though the store has no head of it
+    yet (before this session the walk over the heads left it out for good)."""
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    at = format_instant(int(time.time() * 1_000_000))
+    guard = {"trait": "plan", "op": "eq", "value": "pro"}
+    task.records_slice_s = 1.0
+    asyncio.run(
+        task.process(batch(feed.traits("p1", "e1", at, plan="pro"), feed.segment("a", guard)))
+    )
+    assert task.members == {"a": 1}
+    while task.jobs:
+        asyncio.run(task.process([]))
+    assert task.store is not None and task.store.indexed_paths() == {("plan",)}
+    # Now with the plan indexed: the walk of the new segment is the index's.
+    edited = {"and": [guard, {"trait": "plan", "op": "exists"}]}
+    asyncio.run(
+        task.process(batch(feed.traits("p2", "e2", at, plan="pro"), feed.segment("b", edited)))
+    )
+    assert not task.jobs
+    assert task.members == {"a": 2, "b": 2}

@@ -209,7 +209,9 @@ def test_an_indexed_walk_gives_what_a_full_walk_gives(
                         partition.run(op)
             indexed.finish()
             full.finish()
-            assert indexed.transitions == full.transitions
+            # Per profile in the same order (seq); across profiles, a live record may meet
+            # a walk that is further on when it passes over profiles.
+            assert sorted(indexed.transitions) == sorted(full.transitions)
             # The stored state too, but for the heads' write counters: a walk that passes
             # over profiles groups the writes into other transactions.
             assert _stored(indexed.store) == _stored(full.store)

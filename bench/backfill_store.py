@@ -6,6 +6,11 @@ ring, a timer or two), then runs the backfill the way a worker's slices do (a tr
 2,000 profiles: advance, prepare, flush), without Kafka. Prints one JSON line.
 
     .venv/bin/python bench/backfill_store.py --profiles 100000 --store /tmp/bf-store
+
+`--segment guarded` backfills a guarded segment instead (`custom.tier eq gold`, ~5 % of the
+profiles, and 3 page views in 30 days); with `--index` the guard index's build pass runs
+first (timed on its own, transactions of 5,000 heads) and the backfill walks the index
+(docs/state.md "Guard index"); without it, every head, as before.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import random
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 from e2e import BACKFILL_SEGMENT
 from segstream.app.store import PartitionStore, ProfileWrite
@@ -38,6 +44,23 @@ RETENTION = 365 * DAY
 SEGMENT = BACKFILL_SEGMENT
 TYPES = ["page.viewed"] * 6 + ["product.viewed", "link.clicked", "cart.added", "app.opened"]
 PLANS = ["free", "free", "free", "trial", "pro"]
+#: A guarded segment whose guard about 5 % of the profiles meet.
+GUARDED = {
+    "id": "gold-viewers",
+    "name": "Gold tier with three page views in 30 days",
+    "condition": {
+        "and": [
+            {"trait": "custom.tier", "op": "eq", "value": "gold"},
+            {"event": "page.viewed", "within": "30d", "count": {"op": "gte", "value": 3}},
+        ]
+    },
+}
+INDEX_STEP = 5000
+
+
+def _tier(n: int) -> str:
+    # Not from the profile's random stream, which stays as it was before the tier existed.
+    return "gold" if (n * 2654435761) % 100 < 5 else "basic"
 
 
 def build(store: PartitionStore, profiles: int) -> None:
@@ -48,7 +71,7 @@ def build(store: PartitionStore, profiles: int) -> None:
         state = ProfileState(exists=True)
         state.traits = {
             "email": f"{pid}@example.com",
-            "custom": {"plan": rng.choice(PLANS), "score": rng.randrange(100)},
+            "custom": {"plan": rng.choice(PLANS), "score": rng.randrange(100), "tier": _tier(n)},
             "country": "DE",
         }
         for i in range(rng.randrange(4, 17)):
@@ -70,22 +93,45 @@ def build(store: PartitionStore, profiles: int) -> None:
     store.write(batch, {}, None)
 
 
-def backfill(store: PartitionStore, budget: int) -> tuple[float, float, int, int]:
+def build_index(store: PartitionStore, registry: SegmentRegistry) -> tuple[float, int]:
+    """The guard index's build pass for the registry's guard paths, as a worker's slices run
+    it (a transaction per INDEX_STEP heads); its seconds and the heads it read."""
+    store.sync_index(registry.guard_paths)
+    partition = PartitionState(registry, now=NOW)
+    heads = 0
+    started = time.perf_counter()
+    while store.index_building() is not None:
+        txn = PartitionTransaction(store, partition, lambda: registry)
+        heads += txn.index_step(INDEX_STEP)
+        txn.prepare()
+        txn.flush(None)
+    return time.perf_counter() - started, heads
+
+
+def backfill(
+    store: PartitionStore, budget: int, segment: dict[str, Any] = SEGMENT, index: bool = False
+) -> tuple[float, float, int, int, float]:
     registry = SegmentRegistry(RETENTION)
     partition = PartitionState(registry, now=NOW)
     engine: SegmentEngine | None = None
     kind = None
     partition.jobs = BackfillQueue()
     entered = evaluated = 0
+    indexing = 0.0
     started = time.perf_counter()
     cpu = time.process_time()
     while True:
         txn = PartitionTransaction(store, partition, lambda: registry)
         if engine is None:
             engine = SegmentEngine(registry, txn, txn.due)
-            kind = engine.install_segment(SEGMENT, condition_fingerprint(SEGMENT["condition"]))
+            kind = engine.install_segment(segment, condition_fingerprint(segment["condition"]))
             assert kind is not None
-            partition.jobs.add(BackfillJob(SEGMENT["id"], kind, 1))
+            partition.jobs.add(BackfillJob(segment["id"], kind, 1))
+            if index:
+                indexing, _heads = build_index(store, registry)
+                started = time.perf_counter()
+                cpu = time.process_time()
+                continue
         else:
             engine.bind(txn, txn.due)
         if not partition.jobs:
@@ -94,13 +140,14 @@ def backfill(store: PartitionStore, budget: int) -> tuple[float, float, int, int
         before = job.done
         # (The code before this session had no read-ahead of heads: the store's walk.)
         walk = getattr(txn, "profile_ids_after", store.profile_ids_after)
-        changes = partition.jobs.advance(engine, walk, budget, NOW)
+        walk_of = getattr(txn, "backfill_walk", None) if index else None
+        changes = partition.jobs.advance(engine, walk, budget, NOW, (), walk_of)
         evaluated += job.done - before
         entered += sum(1 for c in changes if c.entered)
         txn.membership(changes)
         txn.prepare()
         txn.flush(None)
-    return time.perf_counter() - started, time.process_time() - cpu, evaluated, entered
+    return time.perf_counter() - started, time.process_time() - cpu, evaluated, entered, indexing
 
 
 def main() -> None:
@@ -110,6 +157,8 @@ def main() -> None:
     parser.add_argument("--copy-to", type=Path, default=None, help="run on a copy here")
     parser.add_argument("--budget", type=int, default=2000)
     parser.add_argument("--profile-out", type=Path, default=None, help="cProfile stats file")
+    parser.add_argument("--segment", choices=["or", "guarded"], default="or")
+    parser.add_argument("--index", action="store_true", help="build and walk the guard index")
     args = parser.parse_args()
     fresh = not args.store.exists()
     if not fresh and args.copy_to is not None:
@@ -127,7 +176,8 @@ def main() -> None:
     if args.profile_out is not None:
         profiler = cProfile.Profile()
         profiler.enable()
-    took, cpu, evaluated, entered = backfill(store, args.budget)
+    segment = GUARDED if args.segment == "guarded" else SEGMENT
+    took, cpu, evaluated, entered, indexing = backfill(store, args.budget, segment, args.index)
     if args.profile_out is not None:
         profiler.disable()
         profiler.dump_stats(args.profile_out)
@@ -141,6 +191,9 @@ def main() -> None:
     print(
         json.dumps(
             {
+                "segment": args.segment,
+                "index": args.index,
+                "index_build_seconds": round(indexing, 2),
                 "members_sha256": members.hexdigest()[:16],
                 "timers": timers,
                 "profiles": evaluated,

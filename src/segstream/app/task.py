@@ -65,6 +65,9 @@ log = logging.getLogger("segstream.partition")
 
 #: A backfill slice checks its time (`backfill_slice_s`) every BACKFILL_STEP profiles.
 BACKFILL_STEP = 50
+#: Heads a step of the guard index's build pass reads; it takes BACKFILL_STEP of the slice's
+#: SEGSTREAM_BACKFILL_BATCH (indexing a head costs a tenth of evaluating one, or less).
+INDEX_STEP = 500
 #: How long a failed producer may take to stop before it is left to the broker's fencing.
 PRODUCER_STOP_TIMEOUT_S = 10.0
 #: The longest one broker step of a partition transaction may take (see `_bounded`): well
@@ -315,7 +318,15 @@ class PartitionTask:
             state.members[segment_id] = state.members.get(segment_id, 0) + 1
         state.jobs = BackfillQueue.decode(store.get(meta_key(_JOBS)))
         state.now = self.state.now
+        self._sync_index(store, state)
         return state
+
+    @staticmethod
+    def _sync_index(store: PartitionStore, state: PartitionState) -> None:
+        """Index the committed registry's guard paths (docs/state.md "Guard index"): a new
+        path starts a build pass in the backfill slices, an unused one is dropped."""
+        store.sync_index(state.registry.guard_paths)
+        state.jobs.indexing = store.index_building() is not None
 
     def _load_registry(self, store: PartitionStore | None = None) -> SegmentRegistry:
         """The committed segment versions, installed into a new registry."""
@@ -457,7 +468,7 @@ class PartitionTask:
                 self._emit(txn, collector, self._backfill_slice(txn, engine, slice_s), None)
                 meta_dirty = True
             if meta_dirty:
-                txn.put_meta(_JOBS, state.jobs.encode() if state.jobs else None)
+                txn.put_meta(_JOBS, state.jobs.encode() if state.jobs.jobs else None)
             await _bounded(collector.send(producer, txn.prepare()), "send", self.partition)
             offsets = {tp: self._next_offset(tp, messages) for tp, messages in batch if messages}
             # Every send must have succeeded before the commit: aiokafka commits a
@@ -484,6 +495,7 @@ class PartitionTask:
             raise
         self.metrics.transaction(True)
         txn.flush(changelog_offset)
+        self._sync_index(self.store, state)
         collector.committed()
         self.metrics.batch(time.monotonic() - started)
 
@@ -580,11 +592,27 @@ class PartitionTask:
         stop = time.monotonic() + slice_s
         jobs, now = self.state.jobs, self.state.now
         started = time.monotonic()
-        while jobs and left > 0:
-            step = min(left, BACKFILL_STEP)
-            changes.extend(
-                jobs.advance(engine, txn.profile_ids_after, step, now, self.skipped_profiles)
-            )
+        # The guard index's build pass first: the guarded backfills after it then walk only
+        # the profiles their guard names (until it is built they walk every profile).
+        building = jobs.indexing
+        while left > 0:
+            if building and txn.index_step(INDEX_STEP) > 0:
+                step = min(left, BACKFILL_STEP)
+            elif jobs.jobs:
+                building = False
+                step = min(left, BACKFILL_STEP)
+                changes.extend(
+                    jobs.advance(
+                        engine,
+                        txn.profile_ids_after,
+                        step,
+                        now,
+                        self.skipped_profiles,
+                        txn.backfill_walk,
+                    )
+                )
+            else:
+                break
             left -= step
             if time.monotonic() >= stop:
                 break

@@ -26,9 +26,10 @@ import enum
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from segstream.app.store import PartitionStore, ProfileWrite, meta_key, profile_key
-from segstream.engine.backfill import BackfillQueue
+from segstream.app.store import IndexStep, PartitionStore, ProfileWrite, meta_key, profile_key
+from segstream.engine.backfill import BackfillJob, BackfillQueue, Walk
 from segstream.engine.membership import MembershipChange
 from segstream.engine.registry import SegmentRegistry
 from segstream.state.due_index import DueIndex
@@ -97,6 +98,9 @@ class PartitionState:
     size_retention: int = 30 * 24 * 3600 * 1_000_000
     #: Loaded committed states with the stored head they were loaded from.
     cache: OrderedDict[str, tuple[bytes, ProfileState]] = field(default_factory=OrderedDict)
+    #: Per backfill job (segment, kind, version), the guard its indexed walk follows (the one
+    #: with the fewest index entries when it was chosen; memory only).
+    walk_guards: dict[tuple[str, str, int], Any] = field(default_factory=dict)
 
 
 class _DueChanges:
@@ -146,7 +150,12 @@ class PartitionTransaction:
         self._registry_changed = False
         self.loaded: dict[str, ProfileState] = {}
         self._members_before: dict[str, dict[str, int]] = {}
+        #: The traits each loaded profile had (a state's traits are replaced, never changed in
+        #: place: a reference is a snapshot), for the guard index.
+        self._traits_before: dict[str, Any] = {}
         self._raw: dict[str, bytes] = {}  # the stored head of each profile read
+        #: This transaction's step of the guard index's build pass (written by `flush`).
+        self._index_step: IndexStep | None = None
         #: Loaded without their dedupe ring (`get_for_evaluation`): kept out of the cache.
         self._lean: set[str] = set()
         #: Committed heads read ahead by `profile_ids_after`, not loaded yet.
@@ -199,21 +208,86 @@ class PartitionTransaction:
                 self._lean.add(profile_id)
         self.loaded[profile_id] = state
         self._members_before[profile_id] = dict(state.members)
+        self._traits_before[profile_id] = state.traits
         self._raw[profile_id] = raw
         return state
 
     def profile_ids_after(self, cursor: str | None, limit: int) -> list[str]:
-        """Up to `limit` committed profile ids after `cursor`, in key order (what a backfill
-        walks): their heads are read by the same iterator and kept for this transaction's
-        loads, instead of one point read each."""
+        """Up to `limit` profile ids after `cursor`, in key order (what a backfill walks):
+        the committed ones, their heads read by the same iterator and kept for this
+        transaction's loads instead of one point read each, and those it made."""
         heads = self._store.profile_heads_after(cursor, limit)
         self._heads.update(heads)
-        return [profile_id for profile_id, _ in heads]
+        found = [profile_id for profile_id, _ in heads]
+        # Profiles this transaction made (no stored head yet) before a job began in it: the
+        # store's walk cannot see them, and no catch-up evaluated them.
+        made = [
+            p
+            for p in self.loaded
+            if p not in self._raw and p not in self._heads and (cursor is None or p > cursor)
+        ]
+        if made:
+            found = sorted(set(found).union(made))[:limit]
+        return found
+
+    def backfill_walk(self, job: BackfillJob) -> Walk | None:
+        """A job's walk of its own, or None (every profile): a deletion walks the segment's
+        members, and a guarded segment whose guard paths some guard has indexed walks that
+        guard's index keys (the guard with the fewest entries) and its members (a profile
+        failing the guard must still leave). Both add the profiles this transaction loaded:
+        the committed indexes do not know the changes it made before the job began."""
+        registry = self._state.registry
+        sid = job.segment_id
+        if job.kind == "segment_deleted":
+            return lambda cursor, limit: self._walk([sid], cursor, limit)
+        segment = registry.segments.get(sid)
+        if segment is None or not segment.guards:
+            return None
+        built = self._store.indexed_paths()
+        if not built:
+            return None
+        choice = (sid, job.kind, job.version)
+        guard = self._state.walk_guards.get(choice)
+        if guard is None or guard.parts not in built or guard not in segment.guards:
+            usable = [g for g in segment.guards if g.parts in built]
+            if not usable:
+                return None
+            best, fewest = usable[0], None
+            for candidate in usable:
+                cap = fewest if fewest is not None else 1 << 62
+                found = self._store.guard_entries(candidate.parts, candidate.keys, cap)
+                if fewest is None or found < fewest:
+                    best, fewest = candidate, found
+            guard = self._state.walk_guards[choice] = best
+        sources: list[Any] = [(guard.parts, key) for key in sorted(guard.keys, key=repr)]
+        sources.append(sid)
+        return lambda cursor, limit: self._walk(sources, cursor, limit)
+
+    def _walk(self, sources: list[Any], cursor: str | None, limit: int) -> list[str]:
+        found = self._store.guarded_ids_after(sources, cursor, limit, self.loaded.keys())
+        unread = [p for p in found if p not in self.loaded and p not in self._heads]
+        for profile_id, raw in zip(unread, self._store.heads(unread), strict=True):
+            if raw is not None:
+                self._heads[profile_id] = raw
+        return found
+
+    def index_step(self, limit: int) -> int:
+        """Take up to `limit` more heads into this transaction's step of the guard index's
+        build pass; the heads read (0: nothing to build, or the path is done)."""
+        previous = self._index_step
+        if previous is not None and previous.finished:
+            return 0
+        step = self._store.index_step(limit, previous)
+        if step is None:
+            return 0
+        self._index_step = step
+        return step.heads - (previous.heads if previous is not None else 0)
 
     def put(self, profile_id: str, state: ProfileState) -> None:
         """Mark a profile changed (its records are made in `prepare`)."""
         self.loaded[profile_id] = state
         self._members_before.setdefault(profile_id, {})
+        self._traits_before.setdefault(profile_id, {})
         self._dirty.add(profile_id)
 
     def profile_ids(self) -> Iterable[str]:
@@ -260,6 +334,8 @@ class PartitionTransaction:
                     state.next_due,
                     self._members_before[profile_id],
                     dict(state.members),
+                    self._traits_before[profile_id],
+                    state.traits,
                 )
             )
             records.extend(written)
@@ -292,7 +368,11 @@ class PartitionTransaction:
         """After the Kafka commit: write the store and publish the in-memory changes."""
         self._move(TransactionState.COMMITTED)
         self._store.write(
-            self._writes, {**self._meta, **dict(self._insight)}, changelog_offset, self._swept
+            self._writes,
+            {**self._meta, **dict(self._insight)},
+            changelog_offset,
+            self._swept,
+            self._index_step,
         )
         cache = self._state.cache
         lean = self._lean
@@ -321,7 +401,9 @@ class PartitionTransaction:
             return
         self._move(TransactionState.FAILED)
         self.due.undo()
+        indexing = self._state.jobs.indexing
         self._state.jobs = BackfillQueue.decode(self._jobs_before)
+        self._state.jobs.indexing = indexing
         self._state.now = self._now_before
         if self._registry_changed:
             # Installs change the registry's indexes in place; the committed definitions

@@ -55,14 +55,23 @@ class BackfillJob:
         return engine.backfill_profile(profile_id, self.segment_id, self.kind, now)
 
 
+#: A job's own walk of profile ids after a cursor (an index's), or None: every profile.
+Walk = Callable[[str | None, int], list[str]]
+
+
 class BackfillQueue:
-    """The partition's pending backfills, oldest first."""
+    """The partition's pending backfills, oldest first.
+
+    `indexing` (memory only, set by the shell) says that a build pass of its guard index
+    wants the backfills' slices too: the queue is then true without a job, so the worker
+    gives the partition slices under the same live-first rules (`segstream.app.task`)."""
 
     def __init__(self, jobs: Iterable[BackfillJob] = ()) -> None:
         self.jobs: list[BackfillJob] = list(jobs)
+        self.indexing = False
 
     def __bool__(self) -> bool:
-        return bool(self.jobs)
+        return bool(self.jobs) or self.indexing
 
     def add(self, job: BackfillJob) -> None:
         """Queue a change; a newer change of the same segment keeps its own pass."""
@@ -85,14 +94,21 @@ class BackfillQueue:
         budget: int,
         now: int,
         skip: Container[str] = (),
+        walk_of: Callable[[BackfillJob], Walk | None] | None = None,
     ) -> list[MembershipChange]:
         """Evaluate up to `budget` profiles (in key order) of the oldest jobs; finished jobs
         leave the queue. Profiles in `skip` (whose evaluation failed before) and those the
-        job caught up already are passed over."""
+        job caught up already are passed over.
+
+        `walk_of` may give a job a walk of its own: the profiles in key order that the
+        change can move (an index's, by the same profile-id cursor), every other profile
+        after the cursor being one its evaluation leaves as it is. The cursor stays a profile
+        id, so a job may change walks between slices (an index built meanwhile)."""
         changes: list[MembershipChange] = []
         while self.jobs and budget > 0:
             job = self.jobs[0]
-            batch = profiles_after(job.cursor, budget)
+            walk = walk_of(job) if walk_of is not None else None
+            batch = (walk or profiles_after)(job.cursor, budget)
             caught_up = job.caught_up
             for profile_id in batch:
                 if profile_id in skip:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Container, Iterable, Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 from segstream.schemas.jsontext import dumps, loads_exact
 from segstream.state.profile import SEEN_IDS_KEPT, Journal, ProfileState, StoredEvent
@@ -48,6 +48,7 @@ __all__ = [
     "head_format",
     "head_key",
     "head_of",
+    "head_parts",
     "load_dedupe",
     "load_profile",
     "parse_event_timer",
@@ -250,10 +251,16 @@ def commit_journal(state: ProfileState) -> None:
 
 def head_of(raw: bytes) -> tuple[bool, dict[str, int], int | None]:
     """What the derived indexes need from a stored head: exists, members, next due."""
+    exists, members, due, _traits = head_parts(raw)
+    return exists, members, due
+
+
+def head_parts(raw: bytes) -> tuple[bool, dict[str, int], int | None, dict[str, Any]]:
+    """`head_of` and the traits (what the guard index needs), from one decoding."""
     head = loads_exact(raw)
     if head[0] != FORMAT:
         raise ValueError(f"profile head of format {head[0]}, not {FORMAT}")
-    return bool(head[1]), head[4], head[9]
+    return bool(head[1]), head[4], head[9], head[2]
 
 
 # -- reading ------------------------------------------------------------------------------------

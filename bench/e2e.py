@@ -125,6 +125,8 @@ class App:
         self.inputs = inputs
         self.partitions = partitions
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        #: Per worker, the `--processes` of its last start (each child logs its own web port).
+        self.children: dict[str, int] = {}
 
     async def create_topics(self) -> None:
         await create_topics(self.settings.client_kwargs(), topic_specs(self.settings))
@@ -153,28 +155,33 @@ class App:
             command = [SEGSTREAM, "worker", *(["--processes", str(processes)] * (processes > 1))]
             process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         self.processes[worker] = process
+        self.children[worker] = processes
         return process.pid
 
     def store(self, worker: str) -> Path:
         return self.dir / f"store-{worker}"
 
-    def web(self, worker: str) -> str | None:
+    def webs(self, worker: str) -> list[str]:
+        """The web addresses of the worker's last start (one per `--processes` child)."""
         text = (self.dir / f"{worker}.log").read_text(errors="replace")
         found = re.findall(r"web listening on (http://[0-9.]+:[0-9]+)", text)
-        return str(found[-1]) if found else None
+        return [str(url) for url in found[-self.children.get(worker, 1) :]]
+
+    def web(self, worker: str) -> str | None:
+        found = self.webs(worker)
+        return found[-1] if found else None
 
     def metrics(self, worker: str) -> dict[str, float]:
-        """The worker's /metrics samples (name{labels} -> value)."""
-        url = self.web(worker)
-        if url is None:
-            return {}
-        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
-            text = response.read().decode()
-        samples = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                samples[name] = float(value)
+        """The worker's /metrics samples (name{labels} -> value), summed over its
+        `--processes` children (each serves its own partitions' metrics)."""
+        samples: dict[str, float] = {}
+        for url in self.webs(worker):
+            with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
+                text = response.read().decode()
+            for line in text.splitlines():
+                if line and not line.startswith("#"):
+                    name, _, value = line.rpartition(" ")
+                    samples[name] = samples.get(name, 0.0) + float(value)
         return samples
 
     def stop(self) -> None:
@@ -235,12 +242,13 @@ class App:
 class PySpy:
     """py-spy sampling a worker process until stopped; summarises the top frames."""
 
-    def __init__(self, pid: int, out: Path, rate: int) -> None:
+    def __init__(self, pid: int, out: Path, rate: int, children: bool = False) -> None:
         self.out = out
         self.process = subprocess.Popen(
             [
                 *(PY_SPY or "py-spy", "record", "--pid", str(pid), "--rate", str(rate)),
                 *("--nonblocking", "--format", "raw", "--output", str(out)),
+                *(["--subprocesses"] if children else []),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -621,8 +629,10 @@ async def phase_backfill(
     say(f"backfill: loaded {loaded}")
     tps = partitions_of(inputs, args.partitions)
     total = sum((await end_offsets(bootstrap, tps)).values())
-    await prime(app, 1, [PROBE_SEGMENT], await end_offsets(bootstrap, tps), args.timeout)
-    ingest = await run_throughput(app, 1, total, tps, args.timeout)
+    processes = args.backfill_processes
+    ends = await end_offsets(bootstrap, tps)
+    await prime(app, 1, [PROBE_SEGMENT], ends, args.timeout, processes=processes)
+    ingest = await run_throughput(app, 1, total, tps, args.timeout, processes=processes)
     say(f"backfill: ingested at {ingest['events_per_s']}/s")
     probe = MembershipProbe(bootstrap, app.settings.topics.membership, app.partitions)
     await probe.start()
@@ -666,15 +676,19 @@ async def phase_backfill(
     rss_peak = 0
     pid = app.processes["w1"].pid
 
+    def rss_now() -> int:
+        # A `--processes` supervisor's footprint is its children's.
+        return sum(rss_bytes(p)[0] for p in _with_children([pid]))
+
     async def sample_rss() -> None:
         nonlocal rss_peak
         while not watcher.done():
-            rss_peak = max(rss_peak, rss_bytes(pid)[0])
+            rss_peak = max(rss_peak, rss_now())
             await asyncio.sleep(0.5)
 
     sampler = asyncio.create_task(sample_rss())
     spy = (
-        PySpy(pid, app.dir / "py-spy-backfill.txt", args.py_spy_rate)
+        PySpy(pid, app.dir / "py-spy-backfill.txt", args.py_spy_rate, children=processes > 1)
         if args.py_spy and PY_SPY
         else None
     )
@@ -688,7 +702,7 @@ async def phase_backfill(
     metrics = app.metrics("w1")
     await probe.quiet(2.0, 10.0)
     await probe.stop()
-    rss_now = rss_bytes(pid)[0]
+    rss_after = rss_now()
     app.stop()
     footprint = store_footprint(app.store("w1"))
     profiles = footprint.get("profiles") or args.backfill_profiles
@@ -711,7 +725,8 @@ async def phase_backfill(
         "probe_rate": round(rate),
         "probe_before": {"sent": quiet, "event_latency_ms": baseline},
         "probe_during": {"sent": during, "event_latency_ms": probe.summary()["event_latency_ms"]},
-        "worker_rss_bytes": rss_now,
+        "worker_processes": processes,
+        "worker_rss_bytes": rss_after,
         "worker_rss_peak_during_backfill_bytes": rss_peak,
         "store": footprint,
         "store_bytes_per_profile": round(footprint["bytes"] / profiles) if profiles else None,
@@ -738,7 +753,8 @@ def store_footprint(path: Path) -> dict[str, Any]:
     result: dict[str, Any] = {"bytes": du(path)}
     kinds: Counter[str] = Counter()
     value_bytes: Counter[str] = Counter()
-    for db in sorted(path.glob("partition-*")):
+    # One worker's partitions, or each `--processes` child's (`process-<i>/partition-*`).
+    for db in sorted([*path.glob("partition-*"), *path.glob("process-*/partition-*")]):
         store = Rdict(str(db), Options(raw_mode=True), access_type=AccessType.read_only())
         try:
             it = store.iter()
@@ -1047,7 +1063,8 @@ def report(result: dict[str, Any]) -> None:
                 f"of {bf['profiles']} done, projected {bf['backfill_projected_s']} s in all"
             )
         print(
-            f"backfill: {bf['profiles']} profiles in {bf['backfill_s']} s "
+            f"backfill ({bf.get('worker_processes', 1)} worker process(es)): "
+            f"{bf['profiles']} profiles in {bf['backfill_s']} s "
             f"({bf['backfill_profiles_per_s']}/s); store {bf['store_bytes_per_profile']} "
             f"B/profile; RSS {mib(bf['worker_rss_bytes'])}; ingest "
             f"{bf['ingest']['events_per_s']} events/s (1 probe segment)"
@@ -1089,6 +1106,12 @@ def main() -> None:
     )
     parser.add_argument("--backfill-profiles", type=int, default=1_000_000, help="0: skip")
     parser.add_argument("--backfill-events", type=int, default=2_000_000)
+    parser.add_argument(
+        "--backfill-processes",
+        type=int,
+        default=1,
+        help="the backfill phase's worker as `segstream worker --processes N`",
+    )
     parser.add_argument(
         "--backfill-timeout",
         type=float,

@@ -28,6 +28,9 @@
 #   SEGSTREAM_KAFKA_SCRAM_USER       NAME:PASSWORD of the SCRAM-SHA-512 user written into the
 #                                    metadata when the storage is formatted (KRaft: before the
 #                                    broker first runs)
+#   SEGSTREAM_KAFKA_EXTRA_PROPERTIES broker properties appended to server.properties, one
+#                                    per line or separated by ";" (for measurements, e.g.
+#                                    transaction.partition.verification.enable=false)
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -193,6 +196,10 @@ listener.name.ssl.ssl.truststore.type=PEM
 listener.name.ssl.ssl.truststore.location=$tls_dir/ca.pem
 listener.name.ssl.ssl.client.auth=required
 EOF
+    fi
+    if [[ -n "${SEGSTREAM_KAFKA_EXTRA_PROPERTIES:-}" ]]; then
+        echo "# SEGSTREAM_KAFKA_EXTRA_PROPERTIES" >>"$config_file"
+        tr ';' '\n' <<<"$SEGSTREAM_KAFKA_EXTRA_PROPERTIES" >>"$config_file"
     fi
 }
 

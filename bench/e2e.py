@@ -21,7 +21,9 @@ Phases, one run:
     a new segment is added and timed until `ready` (status topic) while probe events flow;
  5. footprint: RocksDB bytes per profile, worker RSS, changelog bytes per input event, and a
     restore (a worker on an empty disk, timed until /readyz);
- 6. py-spy samples the one-worker run of phase 2 (`--no-py-spy` to skip).
+ 6. with `--py-spy`: py-spy samples the one-worker run of phase 2, the first latency run and
+    the backfill. Off by default: on 2 cores the profiler's own CPU slowed the runs it watched
+    (session 8: p99 307 ms with it at 1,250/s, 113 ms without it at 1,306/s in the same run).
 Prints a table and, last, one JSON object; throughputs are also given as ratios to the
 ceiling of the same run.
 """
@@ -392,6 +394,23 @@ def _with_children(pids: list[int]) -> list[int]:
     return found
 
 
+def slowest_over(
+    samples: dict[str, float], before: dict[str, float], bucket_prefix: str, count: float
+) -> float | None:
+    """The highest bucket bound (s) of a histogram that some of the `count` observations
+    between two scrapes exceeded: a lower bound of the slowest one."""
+    return max(
+        (
+            float(key[len(bucket_prefix) : -2])
+            for key, value in samples.items()
+            if key.startswith(bucket_prefix)
+            and not key.endswith('"+Inf"}')
+            and value - before.get(key, 0.0) < count
+        ),
+        default=None,
+    )
+
+
 def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
     """Transactions, records per transaction and mean transaction time between two scrapes."""
 
@@ -409,19 +428,25 @@ def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str
     full = 'segstream_gc_pause_seconds_{}{{generation="2"}}'
     full_gcs = delta(full.format("count"))
     # The highest bucket bound some full collection exceeded (a pause of every partition).
-    bucket = 'segstream_gc_pause_seconds_bucket{generation="2",le="'
-    longest = max(
-        (
-            float(key[len(bucket) : -2])
-            for key, value in samples.items()
-            if key.startswith(bucket)
-            and not key.endswith('"+Inf"}')
-            and value - before.get(key, 0.0) < full_gcs
-        ),
-        default=None,
+    longest = slowest_over(
+        samples, before, 'segstream_gc_pause_seconds_bucket{generation="2",le="', full_gcs
     )
+    # Per broker step of a transaction: mean ms and the highest bucket bound a step exceeded.
+    steps: dict[str, dict[str, float | None]] = {}
+    for step in ("begin", "send", "offsets", "deliveries", "commit"):
+        name = f'segstream_transaction_step_seconds_{{}}{{{{step="{step}"}}}}'
+        count = delta(name.format("count"))
+        if not count:
+            continue
+        prefix = f'segstream_transaction_step_seconds_bucket{{step="{step}",le="'
+        slowest = slowest_over(samples, before, prefix, count)
+        steps[step] = {
+            "mean_ms": round(1000 * delta(name.format("sum")) / count, 1),
+            "slowest_over_ms": None if slowest is None else round(1000 * slowest, 1),
+        }
     return {
         "transactions": int(committed),
+        "steps": steps,
         "input_records_per_transaction": round(consumed / committed, 1) if committed else None,
         "mean_transaction_ms": round(1000 * seconds / batches, 1) if batches else None,
         "full_gcs": int(full_gcs),
@@ -1154,7 +1179,13 @@ def main() -> None:
         "100k profiles / 200k events, 20 s latency and 25 s flat-lag runs (one bisection), "
         "one worker only",
     )
-    parser.add_argument("--py-spy", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--py-spy",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="profile the bulk run, the first latency run and the backfill (a profiler on 2 "
+        "cores slows what it watches: its runs' figures are not the measured ones)",
+    )
     parser.add_argument("--py-spy-rate", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=1200.0, help="per phase, seconds")
     parser.add_argument("--workdir", help="keep everything here (default: a temporary dir)")

@@ -176,6 +176,18 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self._txn_step = Histogram(
+            "segstream_transaction_step_seconds",
+            "Time of one broker step of a partition transaction (begin, send, offsets, "
+            "deliveries, commit): where a slow transaction waited.",
+            ["step"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self._txn_step_children = {
+            step: self._txn_step.labels(step=step)
+            for step in ("begin", "send", "offsets", "deliveries", "commit")
+        }
         self._gc_pause = Histogram(
             "segstream_gc_pause_seconds",
             "Time the cyclic garbage collector held the worker's loop, by generation "
@@ -271,6 +283,13 @@ class WorkerMetrics:
     def batch(self, seconds: float) -> None:
         """Record the duration of one partition transaction."""
         self._batch.observe(seconds)
+
+    def transaction_step(self, step: str, seconds: float) -> None:
+        """Record one broker step of a partition transaction."""
+        child = self._txn_step_children.get(step)
+        if child is None:
+            child = self._txn_step_children[step] = self._txn_step.labels(step=step)
+        child.observe(seconds)
 
     def transaction(self, committed: bool) -> None:
         """Count a partition transaction as committed or aborted."""

@@ -613,7 +613,8 @@ class PartitionStore:
     ) -> None:
         """Move a profile's guard index keys from its old traits to its new ones: a
         comparison per indexed path, writes only where its keys differ."""
-        if not before and not after:
+        # Equal traits have equal keys on every path: most writes (activity) change no trait.
+        if before is after or before == after:
             return
         derived = self._handles[_DERIVED_FAMILY]
         pid = profile_id.encode()

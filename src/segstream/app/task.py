@@ -428,7 +428,7 @@ class PartitionTask:
         meta_dirty = False
         parked_before = self.parked_control, self._parked_record
         producer = self.producer
-        await _bounded(producer.begin_transaction(), "begin", self.partition)
+        await _bounded(producer.begin_transaction(), "begin", self.partition, self.metrics)
         try:
             state.now = max(state.now, wall_us())
             self._emit(txn, collector, engine.fire_due(state.now), None)
@@ -469,7 +469,9 @@ class PartitionTask:
                 meta_dirty = True
             if meta_dirty:
                 txn.put_meta(_JOBS, state.jobs.encode() if state.jobs.jobs else None)
-            await _bounded(collector.send(producer, txn.prepare()), "send", self.partition)
+            await _bounded(
+                collector.send(producer, txn.prepare()), "send", self.partition, self.metrics
+            )
             offsets = {tp: self._next_offset(tp, messages) for tp, messages in batch if messages}
             # Every send must have succeeded before the commit: aiokafka commits a
             # transaction whose records the broker rejected (Java's producer refuses,
@@ -481,10 +483,13 @@ class PartitionTask:
                         producer.send_offsets_to_transaction(offsets, self.group_id),
                         "offsets",
                         self.partition,
+                        self.metrics,
                     )
             finally:
-                changelog_offset = await _bounded(confirming, "deliveries", self.partition)
-            await _bounded(producer.commit_transaction(), "commit", self.partition)
+                changelog_offset = await _bounded(
+                    confirming, "deliveries", self.partition, self.metrics
+                )
+            await _bounded(producer.commit_transaction(), "commit", self.partition, self.metrics)
         except BaseException:
             self.metrics.transaction(False)
             collector.abandon()
@@ -739,11 +744,15 @@ class PartitionTask:
         return partition_status(self.partition, self.registry, self.jobs, self.members)
 
 
-async def _bounded(awaitable: Awaitable[_T], what: str, partition: int) -> _T:
+async def _bounded(
+    awaitable: Awaitable[_T], what: str, partition: int, metrics: WorkerMetrics
+) -> _T:
     """Await one broker step of a transaction for at most TRANSACTION_WAIT_S: aiokafka's
     idempotent producer retries a delivery, and waits for a transaction's end, without a
     limit (Java's bounds them, KAFKA-7763), so a broker that never answers would hold the
-    partition for good. The caller aborts, and the partition reopens with a new producer."""
+    partition for good. The caller aborts, and the partition reopens with a new producer.
+    Each step's time goes to `segstream_transaction_step_seconds` (where a slow one waited)."""
+    started = time.monotonic()
     try:
         async with asyncio.timeout(TRANSACTION_WAIT_S):
             return await awaitable
@@ -751,6 +760,8 @@ async def _bounded(awaitable: Awaitable[_T], what: str, partition: int) -> _T:
         raise TransactionStalled(
             f"partition {partition}: the transaction's {what} took over {TRANSACTION_WAIT_S:.0f}s"
         ) from exc
+    finally:
+        metrics.transaction_step(what, time.monotonic() - started)
 
 
 async def _stop_quietly(producer: Any) -> None:

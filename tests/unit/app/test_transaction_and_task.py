@@ -154,6 +154,47 @@ def test_a_commit_the_broker_never_answers_is_abandoned_within_the_bound(
     assert task.members == {"pro": 1}
 
 
+def test_each_broker_step_of_a_transaction_is_timed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """segstream_transaction_step_seconds: one observation per step per transaction, the
+    stalled step included, so a slow batch shows where it waited."""
+    import segstream.app.task as task_module
+    from segstream.errors import TransactionStalled
+
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    asyncio.run(task.process(batch(feed.segment("pro", PRO))))
+    asyncio.run(task.process(batch(feed.traits("p1", "e1", _now(), plan="pro"))))
+
+    def count(step: str) -> float | None:
+        return task.metrics.registry.get_sample_value(
+            "segstream_transaction_step_seconds_count", {"step": step}
+        )
+
+    assert {step: count(step) for step in ("begin", "send", "deliveries", "commit")} == {
+        "begin": 2,
+        "send": 2,
+        "deliveries": 2,
+        "commit": 2,
+    }
+    assert count("offsets") == 2  # both batches consumed records
+
+    async def never_answered() -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(task_module, "TRANSACTION_WAIT_S", 0.1)
+    producer.commit_transaction = never_answered  # type: ignore[method-assign]
+    with pytest.raises(TransactionStalled, match="commit took over"):
+        asyncio.run(task.process(batch(feed.traits("p2", "e2", _now(), plan="pro"))))
+    assert count("commit") == 3
+    stalled = task.metrics.registry.get_sample_value(
+        "segstream_transaction_step_seconds_sum", {"step": "commit"}
+    )
+    assert stalled is not None and stalled >= 0.1
+
+
 def test_a_rolled_back_timer_fires_again(tmp_path: Path) -> None:
     producer = FakeProducer()
     task = running_task(tmp_path, producer)

@@ -395,20 +395,24 @@ def _with_children(pids: list[int]) -> list[int]:
 
 
 def slowest_over(
-    samples: dict[str, float], before: dict[str, float], bucket_prefix: str, count: float
+    samples: dict[str, float],
+    before: dict[str, float],
+    histogram: str,
+    labels: dict[str, str],
+    count: float,
 ) -> float | None:
-    """The highest bucket bound (s) of a histogram that some of the `count` observations
-    between two scrapes exceeded: a lower bound of the slowest one."""
-    return max(
-        (
-            float(key[len(bucket_prefix) : -2])
-            for key, value in samples.items()
-            if key.startswith(bucket_prefix)
-            and not key.endswith('"+Inf"}')
-            and value - before.get(key, 0.0) < count
-        ),
-        default=None,
-    )
+    """The highest bucket bound (s) of a histogram's series (`labels`) that some of the
+    `count` observations between two scrapes exceeded: a lower bound of the slowest one."""
+    bounds = []
+    for key, value in samples.items():
+        name, _, rest = key.partition("{")
+        if name != f"{histogram}_bucket":
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', rest))
+        bound = found.pop("le", "+Inf")
+        if found == labels and bound != "+Inf" and value - before.get(key, 0.0) < count:
+            bounds.append(float(bound))
+    return max(bounds, default=None)
 
 
 def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str, Any]:
@@ -429,7 +433,7 @@ def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str
     full_gcs = delta(full.format("count"))
     # The highest bucket bound some full collection exceeded (a pause of every partition).
     longest = slowest_over(
-        samples, before, 'segstream_gc_pause_seconds_bucket{generation="2",le="', full_gcs
+        samples, before, "segstream_gc_pause_seconds", {"generation": "2"}, full_gcs
     )
     # Per broker step of a transaction: mean ms and the highest bucket bound a step exceeded.
     steps: dict[str, dict[str, float | None]] = {}
@@ -438,8 +442,9 @@ def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str
         count = delta(name.format("count"))
         if not count:
             continue
-        prefix = f'segstream_transaction_step_seconds_bucket{{step="{step}",le="'
-        slowest = slowest_over(samples, before, prefix, count)
+        slowest = slowest_over(
+            samples, before, "segstream_transaction_step_seconds", {"step": step}, count
+        )
         steps[step] = {
             "mean_ms": round(1000 * delta(name.format("sum")) / count, 1),
             "slowest_over_ms": None if slowest is None else round(1000 * slowest, 1),

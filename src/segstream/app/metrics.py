@@ -286,10 +286,7 @@ class WorkerMetrics:
 
     def transaction_step(self, step: str, seconds: float) -> None:
         """Record one broker step of a partition transaction."""
-        child = self._txn_step_children.get(step)
-        if child is None:
-            child = self._txn_step_children[step] = self._txn_step.labels(step=step)
-        child.observe(seconds)
+        self._txn_step_children[step].observe(seconds)
 
     def transaction(self, committed: bool) -> None:
         """Count a partition transaction as committed or aborted."""

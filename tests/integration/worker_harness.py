@@ -105,18 +105,30 @@ class WorkerCluster:
         process.wait(10)
 
     def stop(self, name: str = "w1", timeout: float = 30) -> int:
-        """SIGTERM and wait; returns the exit code."""
-        process = self.processes.pop(name)
+        """SIGTERM and wait; returns the exit code. A worker that has not exited in `timeout`
+        stays in `processes` (for `kill`) and the TimeoutExpired propagates."""
+        process = self.processes[name]
         process.send_signal(signal.SIGTERM)
-        return process.wait(timeout)
+        code = process.wait(timeout)
+        del self.processes[name]
+        return code
 
     def stop_all(self) -> None:
-        """Stop every worker still running (kill those that do not stop)."""
+        """Stop every worker still running. One that does not stop in time is asked where it
+        waits (SIGUSR1: the task dump in its log, app/worker.py), killed, and its log's tail
+        printed: the test's report then says why, instead of a warning about a live Popen."""
         for name in list(self.processes):
             try:
-                self.stop(name, timeout=20)
+                self.stop(name, timeout=30)
             except subprocess.TimeoutExpired:
+                process = self.processes[name]
+                if self.worker_command == ("worker",):
+                    process.send_signal(signal.SIGUSR1)
+                    time.sleep(1)
                 self.kill(name)
+                tail = "\n".join(self.log(name).splitlines()[-80:])
+                print(f"worker {name} did not stop in 30 s; killed. Its log ends:\n{tail}",
+                      file=sys.stderr)  # fmt: skip
 
     # -- Kafka I/O ---------------------------------------------------------------------------
     async def produce(

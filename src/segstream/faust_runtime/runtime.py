@@ -26,7 +26,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -39,6 +39,7 @@ from segstream.app.metrics import WorkerMetrics
 from segstream.app.status_publisher import STATUS_INTERVAL_S
 from segstream.app.web import HealthWeb
 from segstream.errors import InvalidRecord, ProfileProcessingError
+from segstream.faust_runtime.acks import InOrderAcks
 from segstream.faust_runtime.changelog import ChangelogTrackingTable
 from segstream.faust_runtime.partition import TICK_KEY, FaustPartition, Step
 from segstream.faust_runtime.recovery import SeekingTableManager
@@ -146,6 +147,8 @@ class FaustRuntime:
         self._started = False
         #: Acknowledgements waiting for their records' changelog writes (see `_agent`).
         self._pending_acks: set[asyncio.Future[None]] = set()
+        #: ... released per partition in read order (acks.py).
+        self._acks = InOrderAcks()
         topics = worker.topics
         self.app = faust.App(
             settings.app_id,
@@ -221,7 +224,8 @@ class FaustRuntime:
     async def _agent(self, stream: Any) -> None:
         # Manual acknowledgements: Faust would acknowledge a record when the agent takes the
         # next one, and commit its offset before the record's changelog writes are sent
-        # (changelog.py). Each record is acknowledged once its changelog records are.
+        # (changelog.py). Each record is acknowledged once its changelog records are, and
+        # those read before it from its partition are acknowledged (acks.py).
         manual = stream.noack()
         consumer: Any = self.app.consumer
         async for event in manual.events():
@@ -234,6 +238,7 @@ class FaustRuntime:
                 self.metrics.internal_record_skipped("before_committed")
                 event.ack()
                 continue
+            ready = self._acks.read(message.tp, event.ack)
             timestamp = message.timestamp
             record = _Record(
                 message.topic,
@@ -245,15 +250,15 @@ class FaustRuntime:
             )
             sent = await self._process(record)
             if sent:
-                pending = asyncio.ensure_future(self._ack_when_written(event, sent))
+                pending = asyncio.ensure_future(self._ack_when_written(ready, sent))
                 self._pending_acks.add(pending)
                 pending.add_done_callback(self._pending_acks.discard)
             else:
-                event.ack()
+                ready()
 
-    async def _ack_when_written(self, event: Any, sent: list[Any]) -> None:
-        """Acknowledge the record once every changelog record its table writes sent is
-        acknowledged by the broker (Faust may then commit its offset)."""
+    async def _ack_when_written(self, ready: Callable[[], None], sent: list[Any]) -> None:
+        """The record is ready to acknowledge once every changelog record its table writes
+        sent is acknowledged by the broker (Faust may then commit its offset)."""
         try:
             await asyncio.gather(*sent)
         except Exception:
@@ -263,7 +268,7 @@ class FaustRuntime:
             log.critical("a changelog record could not be written; stopping", exc_info=True)
             logging.shutdown()
             os._exit(EXIT_SEND_FAILED)
-        event.ack()
+        ready()
 
     async def _process(self, record: _Record) -> list[Any]:
         """Handle one record: output acknowledged, then the tables written. Returns the

@@ -686,9 +686,18 @@ async def phase_backfill(
             yield inputs[0], profile_id.encode(), record
 
     # A probe warm-up: latency before the backfill starts, for comparison.
+    pid = app.processes["w1"].pid
+
+    def cpu_now() -> float:
+        return sum(cpu_seconds(p) for p in _with_children([pid]))
+
+    samples_before, cpu_before, clock_before = app.metrics("w1"), cpu_now(), time.monotonic()
     quiet = await paced_send(bootstrap, probe_events(), rate, 10.0, probe)
     await probe.quiet(2.0, 10.0)
     baseline = probe.summary()["event_latency_ms"]
+    samples_started, cpu_started = app.metrics("w1"), cpu_now()
+    # The worker's CPU share (of one core) in each probe window: is it busy with the probe?
+    cpu_share_before = (cpu_started - cpu_before) / (time.monotonic() - clock_before)
     probe.event_ms.clear()
     probe.event_sent_ms.clear()
     ready: dict[str, float] = {}
@@ -704,7 +713,6 @@ async def phase_backfill(
     app.apply([BACKFILL_SEGMENT], "backfill-segment")
     watcher = asyncio.create_task(watch())
     rss_peak = 0
-    pid = app.processes["w1"].pid
 
     def rss_now() -> int:
         # A `--processes` supervisor's footprint is its children's.
@@ -730,6 +738,7 @@ async def phase_backfill(
     profile = spy.stop() if spy else {}
     backfill_s = time.monotonic() - started
     metrics = app.metrics("w1")
+    cpu_share_during = (cpu_now() - cpu_started) / backfill_s
     await probe.quiet(2.0, 10.0)
     await probe.stop()
     rss_after = rss_now()
@@ -753,8 +762,18 @@ async def phase_backfill(
         "backfill_s": round(backfill_s, 2),
         "backfill_profiles_per_s": round(rate_bf),
         "probe_rate": round(rate),
-        "probe_before": {"sent": quiet, "event_latency_ms": baseline},
-        "probe_during": {"sent": during, "event_latency_ms": probe.summary()["event_latency_ms"]},
+        "probe_before": {
+            "sent": quiet,
+            "event_latency_ms": baseline,
+            "batches": batch_stats(samples_started, samples_before),
+            "worker_cpu_share": round(cpu_share_before, 2),
+        },
+        "probe_during": {
+            "sent": during,
+            "event_latency_ms": probe.summary()["event_latency_ms"],
+            "batches": batch_stats(metrics, samples_started),
+            "worker_cpu_share": round(cpu_share_during, 2),
+        },
         "worker_processes": processes,
         "worker_rss_bytes": rss_after,
         "worker_rss_peak_during_backfill_bytes": rss_peak,

@@ -21,6 +21,7 @@ import pytest
 from worker_harness import SEGSTREAM, WorkerCluster
 
 from secured_broker import SecuredBroker
+from segstream.app.worker import EXIT_GRACE_S
 
 pytestmark = pytest.mark.kafka
 
@@ -120,6 +121,13 @@ def test_worker_cli_and_api_end_to_end(secured: tuple[str, WorkerCluster], tmp_p
     assert profile["traits"] == {"vip": True} and profile["segments"][0]["id"] == "vip"
     listed = segstream(env, "segments", "list")
     assert listed.returncode == 0 and "vip" in listed.stdout, (protocol, listed)
+    # SIGTERM: the worker exits within its shutdown budget (SEGSTREAM_SHUTDOWN_TIMEOUT_S)
+    # whatever its secured connections' closes wait for (CI once saw over 20 s).
+    started = time.monotonic()
+    assert cluster.stop("w1") == 0
+    took = time.monotonic() - started
+    assert took < cluster.settings.shutdown_timeout_s + EXIT_GRACE_S, (took, cluster.log("w1"))
+    print(f"{protocol}: SIGTERM to exit {took:.2f}s")
 
 
 def test_wrong_credentials_fail_fast_and_say_why(

@@ -141,6 +141,10 @@ class WorkerSettings:
     #: Most records one partition transaction takes.
     max_batch_records: int
     log_level: str
+    #: The most a SIGTERM's graceful stop may take (the batch in progress, closing the
+    #: partitions, leaving the group...) before the worker leaves without the rest; under
+    #: the 30 s that Compose and Kubernetes give by default before a SIGKILL.
+    shutdown_timeout_s: float = 15.0
     #: The URL peers use to reach this worker's HTTP API (None: the bound http://host:port).
     web_advertise: str | None = None
     #: Bearer token every /api/... endpoint requires (None: no token needed, loopback only).
@@ -252,6 +256,7 @@ class WorkerSettings:
             backfill_slice_s=reader.seconds("BACKFILL_SLICE_S", 0.05),
             backfill_min_share=reader.fraction("BACKFILL_MIN_SHARE", 0.1),
             log_level=reader.text("LOG_LEVEL", "info"),
+            shutdown_timeout_s=reader.seconds("SHUTDOWN_TIMEOUT_S", 15.0),
             web_advertise=_advertised_url(reader.optional("WEB_ADVERTISE")),
             api_token=reader.secret("API_TOKEN"),
             api_read_token=reader.secret("API_READ_TOKEN"),

@@ -46,6 +46,8 @@ class TaskManager:
         self._resume = resume
         self._opened = opened
         self._opening: dict[int, asyncio.Task[None]] = {}
+        #: The partitions being closed (what a shutdown that takes too long waits for).
+        self.closing: set[int] = set()
 
     def running(self, partition: int) -> PartitionTask | None:
         """The partition's task when it is ours and running."""
@@ -62,7 +64,7 @@ class TaskManager:
         revoked = sorted(set(self.partitions) - partitions)
         for partition in revoked:
             log.info("partition %d revoked", partition)
-            await self._close(partition)
+        await self._close_many(revoked)
         if revoked:
             heap.release()
         self.assigned = set(partitions)
@@ -120,7 +122,20 @@ class TaskManager:
                 # fetches them again.
                 self._resume(partition)
 
+    async def _close_many(self, partitions: list[int]) -> None:
+        """Close these side by side: each waits for its producer (up to
+        `PRODUCER_STOP_TIMEOUT_S` when the broker does not answer), so one after another
+        they would add up."""
+        self.closing.update(partitions)
+        await asyncio.gather(*(self._close(partition) for partition in partitions))
+
     async def _close(self, partition: int) -> None:
+        try:
+            await self._close_one(partition)
+        finally:
+            self.closing.discard(partition)
+
+    async def _close_one(self, partition: int) -> None:
         task = self.partitions.pop(partition, None)
         opening = self._opening.pop(partition, None)
         if opening is not None:
@@ -134,7 +149,6 @@ class TaskManager:
         self.metrics.forget_partition(partition)
 
     async def close_all(self) -> None:
-        """Close every task (shutdown)."""
-        for partition in sorted(self.partitions):
-            await self._close(partition)
+        """Close every task (shutdown), side by side."""
+        await self._close_many(sorted(self.partitions))
         self.assigned = set()

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import threading
 from collections import defaultdict
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
@@ -43,6 +45,11 @@ from segstream.schemas.jsontext import dumps
 __all__ = ["WebService", "Worker"]
 
 log = logging.getLogger("segstream.worker")
+
+#: After the shutdown budget ran out and the worker left its graceful stop, how long the
+#: event loop's own teardown (cancelling what is left, its thread pool) may take before the
+#: process exits regardless.
+EXIT_GRACE_S = 5.0
 
 
 class WebService(Protocol):
@@ -77,6 +84,14 @@ class Worker:
         self.rebalancing = False
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        #: When (loop time) the graceful stop must be over: set by the first `stop()`, or when
+        #: the consumer loop ends for another reason.
+        self._deadline: float | None = None
+        #: The budget of the part of the stop in progress (rescheduled by `stop()`).
+        self._budget: asyncio.Timeout | None = None
+        #: What the stop is waiting for (named in the warning when the budget runs out).
+        self._step: object = "the batch in progress"
+        self._overdue = False
         self._reconciles: set[asyncio.Task[None]] = set()
         self.consumer: Any = None
         self.side_producer: Any = None
@@ -112,8 +127,16 @@ class Worker:
         return self.joined and not self.rebalancing and self.tasks.all_running()
 
     def stop(self) -> None:
-        """Ask the worker to finish its current batch and shut down."""
+        """Ask the worker to finish its current batch and shut down, within
+        `shutdown_timeout_s` of this first call (then it leaves without the rest)."""
         self._stopping.set()
+        self._start_budget()
+
+    def _start_budget(self) -> None:
+        if self._deadline is None:
+            self._deadline = asyncio.get_running_loop().time() + self.settings.shutdown_timeout_s
+            if self._budget is not None:
+                self._budget.reschedule(self._deadline)
 
     # -- main --------------------------------------------------------------------------------
     async def run(self, web: WebService | None = None) -> None:
@@ -174,14 +197,47 @@ class Worker:
         ]
         log.info("worker %s started (group %s)", settings.worker_id, self.group_id)
         try:
-            await self._consume()
+            await self._within_budget(self._consume())
         finally:
+            # A crash of the loop stops the worker too, in the same time.
             self._stopping.set()
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await self._shutdown()
+            self._start_budget()
+            await self._within_budget(self._shutdown(background))
             heap.untimed(gc_timer)
+            if self._overdue:
+                # Should even the loop's teardown wait (a task that ignores its cancellation,
+                # a thread of the loop's pool), exit regardless.
+                timer = threading.Timer(EXIT_GRACE_S, _exit_now, (settings.worker_id,))
+                timer.daemon = True
+                timer.start()
+
+    async def _within_budget(self, awaitable: Any) -> None:
+        """Await `awaitable` until the stop's deadline (none until `stop()`); past it, say
+        what it still waited for and go on without it. Leaving early keeps exactly once: the
+        broker (or the partition's next owner) aborts an open transaction, and the stores
+        survive a kill -9 anyway; the group only notices after its session timeout."""
+        try:
+            async with asyncio.timeout_at(self._deadline) as budget:
+                self._budget = budget
+                try:
+                    await awaitable
+                finally:
+                    self._budget = None
+        except TimeoutError:
+            self._left_early()
+
+    def _left_early(self) -> None:
+        if self._overdue:
+            return
+        self._overdue = True
+        log.warning(
+            "worker %s: stopping took over %gs (SEGSTREAM_SHUTDOWN_TIMEOUT_S), still waiting"
+            " for %s; leaving without it (an open transaction is aborted by the broker)",
+            self.settings.worker_id,
+            self.settings.shutdown_timeout_s,
+            self._step,
+        )
+        _log_tasks()
 
     async def _consume(self) -> None:
         consumer = self.consumer
@@ -349,18 +405,35 @@ class Worker:
                         partition=partition,
                     )
 
-    async def _shutdown(self) -> None:
-        log.info("worker %s stopping", self.settings.worker_id)
+    async def _shutdown(self, background: list[asyncio.Task[None]]) -> None:
+        """The graceful stop, in its order: the partitions before the consumer leaves the
+        group (their producers are done with the offsets it owns), then the rest."""
+        worker_id = self.settings.worker_id
+        started = asyncio.get_running_loop().time()
+        log.info("worker %s stopping", worker_id)
+        self._step = "the background tasks"
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        self._step = "the rebalance in progress"
         async with self._lock:
+            self._step = _Closing(self.tasks.closing)
             await self.tasks.close_all()
-        if self.consumer is not None:
-            await _quietly(self.consumer.stop())  # leaves the group
-        await _quietly(self.catalogue.stop())
-        if self.side_producer is not None:
-            await _quietly(self.side_producer.stop())
-        if self.web is not None:
-            await _quietly(self.web.stop())
-        log.info("worker %s stopped", self.settings.worker_id)
+        steps: list[tuple[str, Any]] = [
+            ("the consumer to leave the group", self.consumer),
+            ("the segment catalogue's consumer", self.catalogue),
+            ("the side producer", self.side_producer),
+            ("the web server", self.web),
+        ]
+        for step, part in steps:
+            if part is not None:
+                self._step = step
+                await _quietly(part.stop())
+        log.info(
+            "worker %s stopped in %.2fs",
+            worker_id,
+            asyncio.get_running_loop().time() - started,
+        )
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -374,6 +447,22 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         await self.worker.on_assigned(set(assigned))
+
+
+class _Closing:
+    """The partitions still closing, named when the stop's budget runs out."""
+
+    def __init__(self, closing: set[int]) -> None:
+        self._closing = closing
+
+    def __str__(self) -> str:
+        return f"closing partitions {sorted(self._closing)} (their producers)"
+
+
+def _exit_now(worker_id: str) -> None:
+    log.warning("worker %s: the event loop did not end in %.0fs; exiting", worker_id, EXIT_GRACE_S)
+    logging.shutdown()
+    os._exit(0)
 
 
 def _log_tasks() -> None:

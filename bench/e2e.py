@@ -74,20 +74,20 @@ SEGSTREAM = str(BIN / "segstream")
 PY_SPY = shutil.which("py-spy", path=str(BIN)) or shutil.which("py-spy")
 
 #: Phase 3: a segment whose members leave 20 s after their last page view (timers).
-TIMER_SEGMENT = {
+TIMER_SEGMENT: dict[str, Any] = {
     "id": "bench-recent-viewers",
     "name": "Viewed a page in the last 20 seconds",
     "condition": {"event": "page.viewed", "within": "20s"},
 }
 #: Phase 4: probe events toggle this trait, so each one causes exactly one transition.
-PROBE_SEGMENT = {
+PROBE_SEGMENT: dict[str, Any] = {
     "id": "bench-probe",
     "name": "Probe flag set",
     "condition": {"trait": "custom.bench_probe", "op": "eq", "value": True},
 }
 #: Phase 4: the new segment whose backfill is timed. An `or` has no guard, so every profile
 #: is evaluated, history included.
-BACKFILL_SEGMENT = {
+BACKFILL_SEGMENT: dict[str, Any] = {
     "id": "bench-backfill",
     "name": "Pro plan or three page views in 30 days",
     "condition": {

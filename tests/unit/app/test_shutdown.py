@@ -80,11 +80,12 @@ def stop_and_shut_down(worker: Worker, batch: Any = None) -> float:
 
 
 def test_partitions_close_side_by_side(tmp_path: Path) -> None:
-    """Each partition waits for its producer's stop: three of 0.4 s take 0.4 s, not 1.2 s."""
-    producers = [SlowProducer(0.4) for _ in range(3)]
+    """Each partition waits for its producer's stop: three of 1 s take 1 s, not 3 s (upper
+    bounds here leave a loaded machine room: they only tell bounded from unbounded)."""
+    producers = [SlowProducer(1.0) for _ in range(3)]
     worker = worker_with(tmp_path, list(producers))
     took = stop_and_shut_down(worker)
-    assert 0.4 <= took < 1.0
+    assert 1.0 <= took < 2.5
     assert [p.stops for p in producers] == [1, 1, 1]
     assert worker.tasks.partitions == {} and worker.tasks.closing == set()
     parts = (worker.consumer, worker.catalogue, worker.side_producer, worker.web)
@@ -99,7 +100,7 @@ def test_producers_that_never_stop_are_left_after_their_bound(
     monkeypatch.setattr(task_module, "PRODUCER_STOP_TIMEOUT_S", 0.3)
     worker = worker_with(tmp_path, [SlowProducer(None), SlowProducer(None)])
     took = stop_and_shut_down(worker)
-    assert 0.3 <= took < 0.9
+    assert 0.3 <= took < 2.5
     assert worker.consumer.stopped == 1
 
 
@@ -113,7 +114,7 @@ def test_a_step_that_never_ends_is_left_at_the_budget_and_named(
     worker.consumer = Part(None)
     with caplog.at_level(logging.INFO, logger="segstream.worker"):
         took = stop_and_shut_down(worker)
-    assert 0.5 <= took < 1.5
+    assert 0.5 <= took < 3.0
     assert worker.tasks.partitions == {}  # closed before the consumer was asked to leave
     assert worker.side_producer.stopped == 0  # the budget was spent
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -131,7 +132,7 @@ def test_a_batch_that_never_ends_uses_the_whole_budget(
     worker = worker_with(tmp_path, [FakeProducer()], budget=0.4)
     with caplog.at_level(logging.WARNING, logger="segstream.worker"):
         took = stop_and_shut_down(worker, asyncio.Event().wait())
-    assert 0.4 <= took < 1.0
+    assert 0.4 <= took < 3.0
     left = [r.getMessage() for r in caplog.records if "stopping took over" in r.getMessage()]
     assert len(left) == 1 and "the batch in progress" in left[0]
     assert worker.consumer.stopped == 0
@@ -155,4 +156,4 @@ def test_the_budget_starts_at_stop_not_before(tmp_path: Path) -> None:
 
     unbounded, after_stop = asyncio.run(main())
     assert unbounded >= 0.5
-    assert 0.3 <= after_stop < 0.8
+    assert 0.3 <= after_stop < 2.5

@@ -130,22 +130,19 @@ class TaskManager:
         await asyncio.gather(*(self._close(partition) for partition in partitions))
 
     async def _close(self, partition: int) -> None:
-        try:
-            await self._close_one(partition)
-        finally:
-            self.closing.discard(partition)
-
-    async def _close_one(self, partition: int) -> None:
         task = self.partitions.pop(partition, None)
         opening = self._opening.pop(partition, None)
-        if opening is not None:
-            opening.cancel()
-            await asyncio.gather(opening, return_exceptions=True)
-        if task is not None:
-            try:
-                await task.close()
-            except Exception:
-                log.exception("partition %d: closing failed", partition)
+        try:
+            if opening is not None:
+                opening.cancel()
+                await asyncio.gather(opening, return_exceptions=True)
+            if task is not None:
+                try:
+                    await task.close()
+                except Exception:
+                    log.exception("partition %d: closing failed", partition)
+        finally:
+            self.closing.discard(partition)
         self.metrics.forget_partition(partition)
 
     async def close_all(self) -> None:

@@ -42,6 +42,7 @@ from segstream.errors import InvalidRecord, ProfileProcessingError
 from segstream.faust_runtime.acks import InOrderAcks
 from segstream.faust_runtime.changelog import ChangelogTrackingTable
 from segstream.faust_runtime.partition import TICK_KEY, FaustPartition, Step
+from segstream.faust_runtime.read_order import ReadOrder
 from segstream.faust_runtime.recovery import SeekingTableManager
 from segstream.faust_runtime.settings import FaustSettings
 from segstream.schemas.jsontext import dumps
@@ -149,6 +150,8 @@ class FaustRuntime:
         self._pending_acks: set[asyncio.Future[None]] = set()
         #: ... released per partition in read order (acks.py).
         self._acks = InOrderAcks()
+        #: Reads that skip offsets or go back, logged (read_order.py).
+        self._read_order = ReadOrder()
         topics = worker.topics
         self.app = faust.App(
             settings.app_id,
@@ -238,6 +241,9 @@ class FaustRuntime:
                 self.metrics.internal_record_skipped("before_committed")
                 event.ack()
                 continue
+            self._read_order.read(
+                message.tp, f"{message.tp.topic}[{message.tp.partition}]", message.offset, committed
+            )
             ready = self._acks.read(message.tp, event.ack)
             timestamp = message.timestamp
             record = _Record(
@@ -446,6 +452,7 @@ class FaustRuntime:
         # Partitions that moved may come back changed by another worker: every partition
         # loads anew from its (restored) tables at its next record.
         self.partitions.clear()
+        self._read_order.clear()
 
     async def _started_task(self) -> None:
         """Probes and metrics (`/livez`, `/readyz`, `/metrics`) on SEGSTREAM_WEB_PORT, once

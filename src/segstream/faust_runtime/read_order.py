@@ -11,24 +11,31 @@ trace this module logs (docs/faust.md, "Open: records applied out of order").
 from __future__ import annotations
 
 import logging
-from collections.abc import Hashable
+from typing import Protocol
 
 __all__ = ["ReadOrder"]
 
 log = logging.getLogger("segstream.faust")
 
 
+class _TopicPartition(Protocol):
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+
+
 class ReadOrder:
     """Per partition, the offset the agent read last in this assignment."""
 
     def __init__(self) -> None:
-        self._last: dict[Hashable, int] = {}
+        self._last: dict[_TopicPartition, int] = {}
 
     def clear(self) -> None:
         """After a rebalance: the next read of each partition starts anew."""
         self._last.clear()
 
-    def read(self, tp: Hashable, name: str, offset: int, committed: int | None) -> str | None:
+    def read(self, tp: _TopicPartition, offset: int, committed: int | None) -> str | None:
         """Note a read (`committed`: the partition's committed offset, the next to read).
         Returns `"skipped"` or `"again"` when the read is out of order (and logs it)."""
         last = self._last.get(tp)
@@ -38,12 +45,15 @@ class ReadOrder:
                 return None
             last = committed - 1
         if offset <= last:
-            log.warning("%s: read offset %d again after %d", name, offset, last)
+            log.warning(
+                "%s[%d]: read offset %d again after %d", tp.topic, tp.partition, offset, last
+            )
             return "again"
         if offset > last + 2:
             log.warning(
-                "%s: read offset %d after %d (%d offsets not delivered to the agent)",
-                name,
+                "%s[%d]: read offset %d after %d (%d offsets not delivered to the agent)",
+                tp.topic,
+                tp.partition,
                 offset,
                 last,
                 offset - last - 1,

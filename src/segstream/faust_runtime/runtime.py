@@ -241,9 +241,7 @@ class FaustRuntime:
                 self.metrics.internal_record_skipped("before_committed")
                 event.ack()
                 continue
-            self._read_order.read(
-                message.tp, f"{message.tp.topic}[{message.tp.partition}]", message.offset, committed
-            )
+            self._read_order.read(message.tp, message.offset, committed)
             ready = self._acks.read(message.tp, event.ack)
             timestamp = message.timestamp
             record = _Record(

@@ -13,9 +13,11 @@ round trips). The rules, with `slice_s` and `min_share` from the settings
   followed by d x (1 - min_share) / min_share of other work. A batch of records that finds
   the backfills owed carries the next slice itself, after its records and in its own
   transaction (no extra commit, no wait behind the loop); the ticker runs one only when no
-  batch came to take it. Measured in this session: giving backfills more while records flow
-  (what the CPU left, up to 80 %) made nearly every batch carry a slice and its writes, so
-  nearly every live record waited for one (docs/performance.md);
+  batch came to take it. Partitions run their transactions side by side (app/lanes.py), so
+  a slice is claimed (`claim`) by one transaction or tick at a time. Measured: giving
+  backfills more while records flow (what the CPU left, up to 80 %) made nearly every batch
+  carry a slice and its writes, so nearly every live record waited for one
+  (docs/performance.md);
 - once no record came for `IDLE_AFTER_S` and a fetch came back empty after the last slice
   (the consume loop found nothing to do), ticks run slices back to back: on an idle loop a
   backfill takes all spare time, and a rare live record waits for at most one slice and one
@@ -51,6 +53,9 @@ class LivePriority:
         self._background_took = 0.0
         #: A fetch came back empty since the last slice ended.
         self._idle = True
+        #: A slice was given to a transaction and has not ended (one at a time: partitions
+        #: run their transactions side by side).
+        self._claimed = False
 
     # -- what the consume loop reports -------------------------------------------------------
     def live_fetched(self) -> None:
@@ -85,15 +90,30 @@ class LivePriority:
 
     def background_wait(self) -> float:
         """Seconds until the next slice may start (0: now)."""
+        if self._claimed:
+            return self.slice_s  # at least: the slice given out has not ended
         share = self.background_share()
         if share >= 1.0:
             return 0.0
         ready = self._background_end + self._background_took * (1 - share) / share
         return max(0.0, ready - self._clock())
 
+    def claim(self) -> bool:
+        """Take the next slice when it may start now (True); end it with `background_ran`
+        or, when it did not run, `release`."""
+        if self.background_wait() > 0.0:
+            return False
+        self._claimed = True
+        return True
+
+    def release(self) -> None:
+        """The claimed slice did not run."""
+        self._claimed = False
+
     def background_ran(self, evaluated_s: float) -> None:
         """Slices that evaluated for `evaluated_s` in all ended now (their commit's writes
         and broker round trips are not counted)."""
+        self._claimed = False
         self._background_end = self._clock()
         self._background_took = evaluated_s
         self._idle = False

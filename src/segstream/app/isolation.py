@@ -164,7 +164,12 @@ def _halves(batch: Batch) -> tuple[Batch, Batch]:
 
 
 def _regroup(flat: list[tuple[Any, Any]]) -> Batch:
-    grouped: dict[Any, list[Any]] = {}
+    """Consecutive records of one topic-partition as one group: a batch of several fetches
+    holds a topic-partition more than once, and its order across topics stays as it was."""
+    grouped: Batch = []
     for tp, message in flat:
-        grouped.setdefault(tp, []).append(message)
-    return list(grouped.items())
+        if grouped and grouped[-1][0] == tp:
+            grouped[-1][1].append(message)
+        else:
+            grouped.append((tp, [message]))
+    return grouped

@@ -8,10 +8,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from typing import Any
 
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.settings import WorkerSettings
+from segstream.app.task import PartitionTask
 from segstream.app.task_manager import TaskManager
 from segstream.schemas.jsontext import dumps
 from segstream.timefmt import format_instant
@@ -29,7 +31,7 @@ class StatusPublisher:
         settings: WorkerSettings,
         metrics: WorkerMetrics,
         tasks: TaskManager,
-        lock: Callable[[], AbstractAsyncContextManager[object]],
+        lock: Callable[[int], AbstractAsyncContextManager[None]],
         web_url: Callable[[], str | None],
         ready: Callable[[], bool],
         before_publish: Callable[[], Awaitable[None]],
@@ -50,13 +52,16 @@ class StatusPublisher:
         while not stopping.is_set():
             await asyncio.sleep(STATUS_INTERVAL_S)
             self._metrics.set_ready(self._ready())
-            async with self._lock():
-                # Between two transactions: what is reported is committed state (a segment
-                # is not "ready" while its last backfill slice may still be aborted).
-                self.report_members()
-                statuses = [
-                    (p, t.status()) for p, t in list(self._tasks.partitions.items()) if t.ready
-                ]
+            snapshots: list[_Snapshot] = []
+            for partition, task in list(self._tasks.partitions.items()):
+                async with self._lock(partition):
+                    # Between two of its transactions: what is reported is committed state
+                    # (a segment is not "ready" while its last backfill slice may still be
+                    # aborted).
+                    if self._tasks.partitions.get(partition) is task:
+                        snapshots.append(_Snapshot.of(partition, task))
+            self.report_members(snapshots)
+            statuses = [(s.partition, s.status) for s in snapshots if s.status is not None]
             await self._before_publish()
             for partition, status in statuses:
                 status["worker"] = self._settings.worker_id
@@ -66,18 +71,17 @@ class StatusPublisher:
                 await producer.send(topics.status, key=str(partition).encode(), value=dumps(status))
             await self.report_lag(consumer)
 
-    def report_members(self) -> None:
+    def report_members(self, snapshots: list[_Snapshot]) -> None:
         """Members per segment over this worker's partitions (a gauge per segment)."""
-        tasks = list(self._tasks.partitions.values())
         totals: dict[str, int] = {}
-        for task in tasks:
-            for segment_id in task.registry.segments:
-                totals[segment_id] = totals.get(segment_id, 0) + task.members.get(segment_id, 0)
+        for snapshot in snapshots:
+            for segment_id in snapshot.segments:
+                totals[segment_id] = totals.get(segment_id, 0) + snapshot.members.get(segment_id, 0)
         for segment_id in self._reported_segments - totals.keys():
             self._metrics.forget_segment(segment_id)
         backlog: dict[str, int] = dict.fromkeys(totals, 0)
-        for task in tasks:
-            for segment_id, count in task.backlog().items():
+        for snapshot in snapshots:
+            for segment_id, count in snapshot.backlog.items():
                 backlog[segment_id] = backlog.get(segment_id, 0) + count
         for segment_id, count in totals.items():
             self._metrics.set_members(segment_id, count)
@@ -101,3 +105,25 @@ class StatusPublisher:
         for topic, partition in self._reported_lag - reported:
             self._metrics.forget_lag(topic, partition)
         self._reported_lag = reported
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One partition's committed figures, taken between two of its transactions."""
+
+    partition: int
+    segments: tuple[str, ...]
+    members: dict[str, int]
+    backlog: dict[str, int]
+    #: Its status record when running.
+    status: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, partition: int, task: PartitionTask) -> _Snapshot:
+        return cls(
+            partition,
+            tuple(task.registry.segments),
+            dict(task.members),
+            task.backlog(),
+            task.status() if task.ready else None,
+        )

@@ -31,13 +31,14 @@ class TickScheduler:
         self,
         tasks: TaskManager,
         interval_s: float,
-        lock: Callable[[], AbstractAsyncContextManager[object]],
+        lock: Callable[[int], AbstractAsyncContextManager[None]],
         paused: Callable[[], bool],
         priority: LivePriority,
         unparked: Callable[[PartitionTask, int], None] = lambda _task, _offset: None,
     ) -> None:
         self._tasks = tasks
         self._interval = interval_s
+        #: A partition's lock (its transactions take turns with the records' own).
         self._lock = lock
         self._paused = paused
         self._priority = priority
@@ -69,9 +70,11 @@ class TickScheduler:
             if self._paused():
                 await asyncio.sleep(0)
                 continue
-            async with self._lock():
-                # Asked again under the lock: a batch of records may have taken the slice.
-                background = background and priority.background_wait() == 0.0
+            # Claimed: a batch of records may have taken the slice since it was asked.
+            background = background and priority.claim()
+            backfilling = 0
+            due: list[PartitionTask] = []
+            try:
                 due = self._due(background, timers)
                 # One tick's backfill slices together take at most `slice_s` of evaluation,
                 # however many partitions have backfills.
@@ -80,11 +83,13 @@ class TickScheduler:
                     task.backfill_slice_s = (
                         priority.slice_s / backfilling if backfilling and task.jobs else 0.0
                     )
-                for task in due:
                     task.slice_evaluated_s = 0.0
                 await asyncio.gather(*(self._tick(task) for task in due))
+            finally:
                 if backfilling:
                     priority.background_ran(sum(task.slice_evaluated_s for task in due))
+                elif background:
+                    priority.release()
             await asyncio.sleep(0)
 
     def _backfills_pending(self) -> bool:
@@ -103,25 +108,38 @@ class TickScheduler:
             if background and task.jobs:
                 due.append(task)
                 continue
-            if not timers or not (task.timer_due() or task.sweep_due()):
-                continue
-            if now - self._last_transaction.get(partition, 0.0) < self._interval:
-                # A batch of records fired its due timers less than a tick ago; a
-                # transaction of its own now would only take turns from the records.
-                continue
-            due.append(task)
+            if timers and self._timers_due(task, now):
+                due.append(task)
         return due
 
+    def _timers_due(self, task: PartitionTask, now: float) -> bool:
+        if not (task.timer_due() or task.sweep_due()):
+            return False
+        # A batch of records that fired its due timers less than a tick ago: a transaction
+        # of its own now would only take turns from the records.
+        return now - self._last_transaction.get(task.partition, 0.0) >= self._interval
+
     async def _tick(self, task: PartitionTask) -> None:
-        try:
-            await run_batch(task, [])
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("partition %d: tick failed; reopening", task.partition)
-            await self._tasks.suspend(task.partition)
-        else:
-            self.committed(task.partition)
-            released = task.unpark()
-            if released is not None:
-                self._unparked(task, released)
+        async with self._lock(task.partition):
+            if self._tasks.running(task.partition) is not task or not (
+                task.backfill_slice_s > 0 or self._timers_due(task, time.monotonic())
+            ):
+                # Closed or suspended while this tick waited for its turn, or a batch of
+                # records fired its timers meanwhile.
+                task.backfill_slice_s = 0.0
+                return
+            try:
+                await run_batch(task, [])
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("partition %d: tick failed; reopening", task.partition)
+                await self._tasks.suspend(task.partition)
+            else:
+                self.committed(task.partition)
+                released = task.unpark()
+                if released is not None:
+                    self._unparked(task, released)
+            finally:
+                # A slice share is only for the tick it was given to.
+                task.backfill_slice_s = 0.0

@@ -1,9 +1,10 @@
 """The worker process: one consumer group member that owns some input partitions.
 
 It consumes the two input topics and the control topic (co-partitioned, range-assigned so
-that partition `p` of all three lands on the same worker) and runs each partition's records
-as one transaction on its `PartitionTask` (`run_batch` isolates what fails a batch). The parts,
-each with one job:
+that partition `p` of all three lands on the same worker) and hands each partition's records
+to that partition's lane, whose runner runs what is queued as one transaction on its
+`PartitionTask` (`run_batch` isolates what fails a batch) while the fetch and the other
+partitions go on (app/lanes.py says what keeps the order). The parts, each with one job:
 
 - `TaskManager`: assignment and revocation, the one way a task (re)opens, restores in the
   background;
@@ -23,8 +24,6 @@ import logging
 import os
 import signal
 import threading
-from collections import defaultdict
-from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from aiokafka.abc import ConsumerRebalanceListener
@@ -32,6 +31,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from segstream.app import heap
 from segstream.app.catalogue import SegmentCatalogue
 from segstream.app.isolation import run_batch
+from segstream.app.lanes import Lane, WorkerLocks
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.priority import LivePriority
 from segstream.app.settings import WorkerSettings
@@ -82,7 +82,13 @@ class Worker:
         self.partitions: dict[int, PartitionTask] = self.tasks.partitions
         self.joined = False
         self.rebalancing = False
-        self._lock = asyncio.Lock()
+        #: Per-partition locks for transactions and ticks; rebalances and the shutdown
+        #: hold them all.
+        self.locks = WorkerLocks()
+        self._lanes: dict[int, Lane] = {}
+        self._runners: dict[int, asyncio.Task[None]] = {}
+        #: Set when a full lane drained (a consume loop that waits for one goes on).
+        self._drained = asyncio.Event()
         self._stopping = asyncio.Event()
         #: When (loop time) the graceful stop must be over: set by the first `stop()`, or when
         #: the consumer loop ends for another reason.
@@ -103,7 +109,7 @@ class Worker:
         self.ticks = TickScheduler(
             self.tasks,
             settings.tick_interval_s,
-            self._locked,
+            self.locks.partition,
             lambda: self.rebalancing,
             self.priority,
             self._unparked,
@@ -112,14 +118,11 @@ class Worker:
             settings,
             self.metrics,
             self.tasks,
-            self._locked,
+            self.locks.partition,
             lambda: self.settings.web_advertise or self.web_url,
             self.is_ready,
             self._reconcile,
         )
-
-    def _locked(self) -> AbstractAsyncContextManager[object]:
-        return self._lock
 
     # -- readiness ------------------------------------------------------------------------
     def is_ready(self) -> bool:
@@ -240,64 +243,108 @@ class Worker:
         _log_tasks()
 
     async def _consume(self) -> None:
-        consumer = self.consumer
-        while not self._stopping.is_set():
-            # Short waits while backfills are pending: an empty fetch is what tells the
-            # ticker that the loop is idle and the next slice may start (app/priority.py).
-            backfilling = any(task.jobs for task in self.tasks.partitions.values())
-            fetched = await consumer.getmany(
-                timeout_ms=5 if backfilling else 100, max_records=self.settings.max_batch_records
-            )
-            if not fetched:
-                self.priority.live_idle()
-                continue
-            by_partition: dict[int, list[tuple[Any, list[Any]]]] = defaultdict(list)
-            for tp, messages in fetched.items():
-                by_partition[tp.partition].append((tp, messages))
-            # Fetched records keep the ticker from running slices back to back.
-            self.priority.live_fetched()
-            try:
-                async with self._lock:
-                    slicing = self._owed_slices(by_partition)
-                    # Each partition has its own transactional producer: run their
-                    # transactions side by side, so that their broker round trips (add
-                    # partitions, offsets, commit) overlap instead of adding up (the engine
-                    # work still takes turns).
-                    await asyncio.gather(
-                        *(
-                            self._process(partition, batch)
-                            for partition, batch in by_partition.items()
-                        )
-                    )
-                    if slicing:
-                        self.priority.background_ran(
-                            sum(task.slice_evaluated_s for task in slicing)
-                        )
-            finally:
-                self.priority.live_processed()
+        """Fetch and hand the records to their partitions' lanes until the stop; then let the
+        lanes finish the transactions in progress."""
+        try:
+            while not self._stopping.is_set():
+                await self._fetch()
+        finally:
+            for lane in self._lanes.values():
+                lane.closed = True
+                lane.waiting.set()
+            await asyncio.gather(*self._runners.values())
 
-    def _owed_slices(self, by_partition: dict[int, Any]) -> list[PartitionTask]:
-        """Give these batches backfill slices when the backfills are owed their minimum share
-        (under live load the ticker would wait for the loop behind every batch); the tasks
-        that got one."""
-        owed = self.priority.background_wait() == 0.0
-        tasks = [
-            task
-            for partition in by_partition
-            if (task := self.tasks.running(partition)) is not None
-        ]
-        slicing = [task for task in tasks if owed and task.jobs]
-        for task in tasks:
-            task.records_slice_s = self.priority.slice_s / len(slicing) if task in slicing else 0.0
+    async def _fetch(self) -> None:
+        consumer = self.consumer
+        limit = self.settings.max_batch_records
+        # Short waits while backfills are pending: an empty fetch is what tells the ticker
+        # that the loop is idle and the next slice may start (app/priority.py).
+        backfilling = any(task.jobs for task in self.tasks.partitions.values())
+        full = {p for p, lane in self._lanes.items() if lane.records >= limit}
+        if full:
+            # Not fetched for until they drain: the consumer keeps what it has for them.
+            tps = [tp for tp in consumer.assignment() if tp.partition not in full]
+            self._drained.clear()
+            if not tps:
+                try:
+                    async with asyncio.timeout(0.1):
+                        await self._drained.wait()
+                except TimeoutError:
+                    pass
+                return
+            fetched = await consumer.getmany(*tps, timeout_ms=5, max_records=limit)
+        else:
+            fetched = await consumer.getmany(
+                timeout_ms=5 if backfilling else 100, max_records=limit
+            )
+        if not fetched:
+            self.priority.live_idle()
+            return
+        # No await from the fetch to the queues: a seek in between would mix positions.
+        for tp, messages in fetched.items():
+            lane = self._lane(tp.partition)
+            lane.add(tp, messages)
+            if not lane.counted:
+                # Queued records keep the ticker from running slices back to back.
+                lane.counted = True
+                self.priority.live_fetched()
+
+    def _lane(self, partition: int) -> Lane:
+        lane = self._lanes.get(partition)
+        if lane is None:
+            lane = self._lanes[partition] = Lane(partition)
+            self._runners[partition] = asyncio.create_task(
+                self._run_lane(lane), name=f"lane-{partition}"
+            )
+        return lane
+
+    async def _run_lane(self, lane: Lane) -> None:
+        """The partition's runner: everything queued (up to the batch size) is its next
+        transaction, after the one in progress."""
+        limit = self.settings.max_batch_records
+        while True:
+            await lane.waiting.wait()
+            if lane.closed:
+                return
+            async with self.locks.partition(lane.partition):
+                if lane.empty or lane.closed:
+                    continue  # discarded meanwhile (a rebalance, a seek)
+                batch = lane.take(limit)
+                if lane.records < limit:
+                    self._drained.set()
+                lane.running = True
+                try:
+                    await self._run_batch(lane.partition, batch)
+                except Exception:
+                    # A defect (batch failures are handled in `_process`): the lane goes on
+                    # from the committed offsets.
+                    log.exception("partition %d: lane failed; reading again", lane.partition)
+                    await self._rewind(lane.partition)
+                finally:
+                    lane.running = False
+                    self._settle(lane)
+
+    async def _run_batch(self, partition: int, batch: list[tuple[Any, list[Any]]]) -> None:
+        """One transaction of records, carrying a backfill slice when the backfills are owed
+        their minimum share (under live load the ticker would wait behind every batch)."""
+        task = self.tasks.running(partition)
+        claimed = task is not None and bool(task.jobs) and self.priority.claim()
+        if task is not None:
+            task.records_slice_s = self.priority.slice_s if claimed else 0.0
             task.slice_evaluated_s = 0.0
-        return slicing
+        try:
+            await self._process(partition, batch)
+        finally:
+            if claimed:
+                assert task is not None
+                self.priority.background_ran(task.slice_evaluated_s)
 
     async def _process(self, partition: int, batch: list[tuple[Any, list[Any]]]) -> None:
         task = self.tasks.ensure_open(partition)
         if task is None:
             # Not ours (any more) or not restored yet: fetch these again from the committed
             # offsets once it is.
-            await self._rewind(batch)
+            await self._rewind(partition)
             return
         try:
             await run_batch(task, batch)
@@ -306,7 +353,7 @@ class Worker:
         except Exception:
             log.exception("partition %d: batch failed; reopening the partition", partition)
             await self.tasks.suspend(partition)
-            await self._rewind(batch)
+            await self._rewind(partition)
             self.tasks.ensure_open(partition)
         else:
             # Its due timers fired in that transaction: the ticker can leave it alone.
@@ -327,8 +374,13 @@ class Worker:
     def _park(self, task: PartitionTask) -> None:
         """Hold the task's control partition at its parked record (read again on release)."""
         tp = self._control_tp(task.partition)
-        if tp in self.consumer.assignment() and tp not in self.consumer.paused():
-            self.consumer.seek(tp, task.parked_control)
+        parked = task.parked_control
+        if (
+            parked is not None
+            and tp in self.consumer.assignment()
+            and tp not in self.consumer.paused()
+        ):
+            self._seek(tp, parked)
             self.consumer.pause(tp)
 
     def _unparked(self, task: PartitionTask, offset: int) -> None:
@@ -336,17 +388,47 @@ class Worker:
         that waited (the position may be past it when it was parked and released at once)."""
         tp = self._control_tp(task.partition)
         if tp in self.consumer.assignment():
-            self.consumer.seek(tp, offset)
+            self._seek(tp, offset)
             self.consumer.resume(tp)
 
-    async def _rewind(self, batch: list[tuple[Any, list[Any]]]) -> None:
-        for tp, _messages in batch:
+    def _seek(self, tp: Any, offset: int) -> None:
+        """Move `tp`'s position; its queued records (read from the old one) go with it."""
+        lane = self._lanes.get(tp.partition)
+        if lane is not None:
+            lane.discard(tp)
+            self._settle(lane)
+        self.consumer.seek(tp, offset)
+
+    def _settle(self, lane: Lane) -> None:
+        """Tell the priority when a lane has nothing waiting or in progress any more."""
+        if lane.counted and lane.empty and not lane.running:
+            lane.counted = False
+            self.priority.live_processed()
+
+    async def _rewind(self, partition: int) -> None:
+        """Read the partition again from its committed offsets; what is queued goes (it
+        follows what failed, or came while the task was not running)."""
+        tps = self._partition_tps(partition)
+        committed = {tp: await self.consumer.committed(tp) for tp in tps}
+        unknown = [tp for tp, offset in committed.items() if offset is None]
+        if unknown:
+            beginning = await self.consumer.beginning_offsets(unknown)
+            committed.update({tp: beginning[tp] for tp in unknown})
+        # From here on no await: records fetched while the offsets were asked for came from
+        # the old positions and are discarded with the seek.
+        for tp, offset in committed.items():
             if tp in self.consumer.assignment():
-                committed = await self.consumer.committed(tp)
-                if committed is None:
-                    await self.consumer.seek_to_beginning(tp)
-                else:
-                    self.consumer.seek(tp, committed)
+                self._seek(tp, offset)
+
+    def _discard_all(self) -> None:
+        """A rebalance: every lane's queued records go, each position back at the first of
+        them (the new assignment starts from the committed offsets anyway)."""
+        assignment = self.consumer.assignment() if self.consumer is not None else set()
+        for lane in self._lanes.values():
+            for tp, offset in lane.discard().items():
+                if tp in assignment:
+                    self.consumer.seek(tp, offset)
+            self._settle(lane)
 
     def _partition_tps(self, partition: int) -> list[Any]:
         if self.consumer is None:
@@ -373,15 +455,17 @@ class Worker:
 
     # -- rebalances ----------------------------------------------------------------------
     async def on_revoked(self) -> None:
-        """Eager rebalance starts: stop ticking until the new assignment is known."""
-        async with self._lock:
+        """Eager rebalance starts: stop ticking until the new assignment is known; the
+        transactions in progress end first, and what is queued goes."""
+        async with self.locks.exclusive():
+            self._discard_all()
             self.rebalancing = True
             self.metrics.set_ready(False)
 
     async def on_assigned(self, assigned: set[Any]) -> None:
         """Close partitions we lost; the ones we gained restore in the background."""
         partitions = {tp.partition for tp in assigned}
-        async with self._lock:
+        async with self.locks.exclusive():
             await self.tasks.assign(partitions)
             self.joined = True
             self.rebalancing = False
@@ -416,7 +500,7 @@ class Worker:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         self._step = "the rebalance in progress"
-        async with self._lock:
+        async with self.locks.exclusive():
             self._step = _Closing(self.tasks.closing)
             await self.tasks.close_all()
         steps: list[tuple[str, Any]] = [

@@ -27,6 +27,7 @@ What keeps exactly once and the order of a partition:
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -41,6 +42,11 @@ class WorkerLocks:
 
     def __init__(self) -> None:
         self._held: set[int] = set()
+        #: Per partition, its holders in waiting order: a partition's hold goes first come,
+        #: first served (a lane's runner that just released it must not take it again ahead
+        #: of a tick that waited, or the tick, and the slice it claimed, wait for as long as
+        #: records keep coming: measured, slices 1.4 s apart instead of 0.45 s).
+        self._queues: dict[int, deque[object]] = {}
         self._exclusive = False
         self._exclusive_waiting = 0
         self._waiters: list[asyncio.Future[None]] = []
@@ -52,12 +58,24 @@ class WorkerLocks:
 
     @asynccontextmanager
     async def partition(self, partition: int) -> AsyncIterator[None]:
-        """Hold `partition`: its transactions take turns; other partitions go on."""
-        await self._wait_until(
-            lambda: (
-                not self._exclusive and not self._exclusive_waiting and partition not in self._held
+        """Hold `partition`: its transactions take turns, in the order they asked; other
+        partitions go on."""
+        queue = self._queues.setdefault(partition, deque())
+        turn = object()
+        queue.append(turn)
+        try:
+            await self._wait_until(
+                lambda: (
+                    queue[0] is turn
+                    and not self._exclusive
+                    and not self._exclusive_waiting
+                    and partition not in self._held
+                )
             )
-        )
+        finally:
+            queue.remove(turn)
+            # Cancelled while waiting: the next in line may go.
+            self._wake()
         self._held.add(partition)
         try:
             yield

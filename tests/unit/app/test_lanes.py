@@ -85,6 +85,42 @@ def test_partitions_overlap_and_one_partition_takes_turns() -> None:
     assert trace.index("end 0a") < trace.index("start 0b"), "partition 0 overlapped itself"
 
 
+def test_a_partition_is_held_first_come_first_served() -> None:
+    """A runner that releases its partition and asks again at once (records keep coming)
+    goes behind a tick that was already waiting: otherwise the tick waits as long as records
+    flow."""
+
+    async def main() -> list[str]:
+        locks = WorkerLocks()
+        trace: list[str] = []
+        tick_waiting = asyncio.Event()
+
+        async def runner() -> None:
+            for n in range(3):
+                async with locks.partition(0):
+                    trace.append(f"batch {n}")
+                    if n == 0:
+                        await tick_waiting.wait()
+                    await asyncio.sleep(0)
+
+        async def tick() -> None:
+            await asyncio.sleep(0)
+            waiting = asyncio.ensure_future(_hold(locks, 0, trace, "tick"))
+            await asyncio.sleep(0)
+            tick_waiting.set()
+            await waiting
+
+        await asyncio.gather(runner(), tick())
+        return trace
+
+    assert asyncio.run(main()) == ["batch 0", "tick", "batch 1", "batch 2"]
+
+
+async def _hold(locks: WorkerLocks, partition: int, trace: list[str], name: str) -> None:
+    async with locks.partition(partition):
+        trace.append(name)
+
+
 def test_exclusive_waits_for_transactions_and_holds_new_ones_back() -> None:
     async def main() -> list[str]:
         locks = WorkerLocks()

@@ -5,7 +5,8 @@ exclusive hold waits for them and is not starved."""
 from __future__ import annotations
 
 import asyncio
-from typing import NamedTuple
+from collections.abc import Coroutine
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -68,12 +69,8 @@ def test_partitions_overlap_and_one_partition_takes_turns() -> None:
         locks = WorkerLocks()
         trace: list[str] = []
 
-        async def transaction(partition: int, name: str, hold: float) -> None:
-            async with locks.partition(partition):
-                trace.append(f"start {name}")
-                assert partition in locks.held
-                await asyncio.sleep(hold)
-                trace.append(f"end {name}")
+        def transaction(partition: int, name: str, hold: float) -> Coroutine[Any, Any, None]:
+            return _transaction(locks, trace, partition, name, hold)
 
         await asyncio.gather(
             transaction(0, "0a", 0.05), transaction(1, "1a", 0.01), transaction(0, "0b", 0.0)
@@ -121,16 +118,23 @@ async def _hold(locks: WorkerLocks, partition: int, trace: list[str], name: str)
         trace.append(name)
 
 
+async def _transaction(
+    locks: WorkerLocks, trace: list[str], partition: int, name: str, hold: float
+) -> None:
+    async with locks.partition(partition):
+        trace.append(f"start {name}")
+        assert partition in locks.held
+        await asyncio.sleep(hold)
+        trace.append(f"end {name}")
+
+
 def test_exclusive_waits_for_transactions_and_holds_new_ones_back() -> None:
     async def main() -> list[str]:
         locks = WorkerLocks()
         trace: list[str] = []
 
-        async def transaction(partition: int, name: str, hold: float) -> None:
-            async with locks.partition(partition):
-                trace.append(f"start {name}")
-                await asyncio.sleep(hold)
-                trace.append(f"end {name}")
+        def transaction(partition: int, name: str, hold: float) -> Coroutine[Any, Any, None]:
+            return _transaction(locks, trace, partition, name, hold)
 
         async def rebalance() -> None:
             async with locks.exclusive():

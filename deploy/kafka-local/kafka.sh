@@ -16,6 +16,10 @@
 #   SEGSTREAM_KAFKA_HEAP             JVM heap, -Xmx (default 768m; -Xms is 512m or less)
 #   SEGSTREAM_KAFKA_START_TIMEOUT    seconds to wait for the broker to come up (default 90)
 #   SEGSTREAM_MAVEN_REPO             Maven local repository (default: Maven's own, ~/.m2/repository)
+#   SEGSTREAM_KAFKA_REQUEST_LOG      a file; when set, the broker logs every request it answers
+#                                    there (kafka.request.logger at DEBUG: api, totalTimeMs,
+#                                    queue/local/remote/send times), for telling broker time from
+#                                    client time in measurements. Heavy: not for tests.
 #
 # Secured listeners (each off unless its port is given; the PLAINTEXT listener on 127.0.0.1
 # stays, as the inter-broker listener):
@@ -223,6 +227,31 @@ format_storage() {
         || { tail -n 20 "$log_file" >&2; die "formatting storage in $data_dir/logs failed"; }
 }
 
+# The log4j2 configuration the broker runs with: the repository's, or with
+# SEGSTREAM_KAFKA_REQUEST_LOG a copy in the data directory that also sends the request log
+# (one line per answered request, with its timings) to that file.
+broker_log_config() {
+    local request_log="${SEGSTREAM_KAFKA_REQUEST_LOG:-}"
+    if [[ -z "$request_log" ]]; then
+        echo "$here/log4j2.properties"
+        return 0
+    fi
+    local derived="$data_dir/log4j2-request-log.properties"
+    sed 's/^logger\.request\.level = .*/logger.request.level = debug/' \
+        "$here/log4j2.properties" >"$derived"
+    cat >>"$derived" <<EOF
+
+logger.request.additivity = false
+logger.request.appenderRef.requests.ref = REQUESTS
+appender.requests.type = File
+appender.requests.name = REQUESTS
+appender.requests.fileName = $request_log
+appender.requests.layout.type = PatternLayout
+appender.requests.layout.pattern = [%d{HH:mm:ss.SSS}] %m%n
+EOF
+    echo "$derived"
+}
+
 cmd_start() {
     need_java
     fetch_jars
@@ -247,7 +276,7 @@ cmd_start() {
     # not reach it; it is stopped by `kafka.sh stop`, after the processes that use it.
     setsid java "-Xms$xms" "-Xmx$heap" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
         -Djava.awt.headless=true \
-        -Dlog4j2.configurationFile="$here/log4j2.properties" \
+        -Dlog4j2.configurationFile="$(broker_log_config)" \
         -cp "$libs_dir/*" kafka.Kafka "$config_file" \
         >>"$log_file" 2>&1 </dev/null &
     local pid=$!

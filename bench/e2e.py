@@ -449,9 +449,19 @@ def batch_stats(samples: dict[str, float], before: dict[str, float]) -> dict[str
             "mean_ms": round(1000 * delta(name.format("sum")) / count, 1),
             "slowest_over_ms": None if slowest is None else round(1000 * slowest, 1),
         }
+    # How late the worker's loop ran its 10 ms probe: what a broker answer waited for the loop.
+    lag_count = delta("segstream_event_loop_lag_seconds_count")
+    lag_slowest = slowest_over(samples, before, "segstream_event_loop_lag_seconds", {}, lag_count)
+    loop_lag = {
+        "mean_ms": round(1000 * delta("segstream_event_loop_lag_seconds_sum") / lag_count, 1)
+        if lag_count
+        else None,
+        "slowest_over_ms": None if lag_slowest is None else round(1000 * lag_slowest, 1),
+    }
     return {
         "transactions": int(committed),
         "steps": steps,
+        "loop_lag": loop_lag,
         "input_records_per_transaction": round(consumed / committed, 1) if committed else None,
         "mean_transaction_ms": round(1000 * seconds / batches, 1) if batches else None,
         "full_gcs": int(full_gcs),

@@ -196,6 +196,13 @@ class WorkerMetrics:
             buckets=LATENCY_BUCKETS,
             registry=reg,
         )
+        self._loop_lag = Histogram(
+            "segstream_event_loop_lag_seconds",
+            "How much later than due the worker's event loop ran a 10 ms probe: what an "
+            "answer from the broker, a timer or a ready partition waited for the loop.",
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
         self._steps_dropped = Counter(
             "segstream_profile_steps_dropped",
             "Timer or backfill steps dropped for one profile because they raised (a defect).",
@@ -279,6 +286,10 @@ class WorkerMetrics:
     def gc_pause(self, generation: int, seconds: float) -> None:
         """Record one collection of the cyclic garbage collector."""
         self._gc_pause_children[generation].observe(seconds)
+
+    def loop_lag(self, seconds: float) -> None:
+        """Record how late the event loop ran one probe."""
+        self._loop_lag.observe(seconds)
 
     def batch(self, seconds: float) -> None:
         """Record the duration of one partition transaction."""

@@ -32,6 +32,7 @@ from segstream.app import heap
 from segstream.app.catalogue import SegmentCatalogue
 from segstream.app.isolation import run_batch
 from segstream.app.lanes import Lane, WorkerLocks
+from segstream.app.loop_lag import measure_loop_lag
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.priority import LivePriority
 from segstream.app.settings import WorkerSettings
@@ -196,6 +197,7 @@ class Worker:
                     ),
                 ),
                 ("catalogue", self._catalogue_loop),
+                ("loop-lag", lambda: measure_loop_lag(self.metrics.loop_lag, self._stopping)),
             )
         ]
         log.info("worker %s started (group %s)", settings.worker_id, self.group_id)

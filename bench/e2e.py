@@ -1063,6 +1063,9 @@ def report(result: dict[str, Any]) -> None:
     for lat in result.get("latency", []):
         label = f"event -> membership @ {lat['rate']}/s ({lat['share']})"
         rows.append((label, lat["event_latency_ms"]))
+        rows.append(
+            (f"  second half of the run @ {lat['rate']}/s", lat["event_latency_second_half_ms"])
+        )
         rows.append((f"  timer lag received @ {lat['rate']}/s", lat["timer_lag_received_ms"]))
         rows.append((f"  timer lag emitted_at @ {lat['rate']}/s", lat["timer_lag_emitted_ms"]))
     if "backfill" in result:

@@ -75,6 +75,7 @@ METRIC_NAMES = (
     "segstream_batch_retries_total",
     "segstream_misrouted_records_total",
     "segstream_background_task_restarts_total",
+    "segstream_event_loop_lag_seconds",
 )
 
 

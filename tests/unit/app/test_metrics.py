@@ -61,7 +61,7 @@ def test_every_contract_metric_is_exported_with_its_exact_name() -> None:
     exercise(metrics)
     assert set(METRIC_NAMES) <= family_names(metrics)
     assert all(name.startswith("segstream_") for name in METRIC_NAMES)
-    assert len(METRIC_NAMES) == 20
+    assert len(METRIC_NAMES) == 21
 
 
 def test_counters_end_in_total_and_carry_their_labels() -> None:

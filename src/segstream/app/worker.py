@@ -32,7 +32,7 @@ from segstream.app import heap
 from segstream.app.catalogue import SegmentCatalogue
 from segstream.app.isolation import run_batch
 from segstream.app.lanes import Lane, WorkerLocks
-from segstream.app.loop_lag import measure_loop_lag
+from segstream.app.loop_lag import StallWatch, measure_loop_lag
 from segstream.app.metrics import WorkerMetrics
 from segstream.app.priority import LivePriority
 from segstream.app.settings import WorkerSettings
@@ -91,6 +91,7 @@ class Worker:
         #: Set when a full lane drained (a consume loop that waits for one goes on).
         self._drained = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._stall_watch = StallWatch()
         #: When (loop time) the graceful stop must be over: set by the first `stop()`, or when
         #: the consumer loop ends for another reason.
         self._deadline: float | None = None
@@ -150,6 +151,8 @@ class Worker:
 
         heap.tune()
         gc_timer = heap.timed(self.metrics.gc_pause)
+        # What holds the loop for over STALL_S goes to the log with its stack.
+        self._stall_watch.start()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
@@ -197,7 +200,12 @@ class Worker:
                     ),
                 ),
                 ("catalogue", self._catalogue_loop),
-                ("loop-lag", lambda: measure_loop_lag(self.metrics.loop_lag, self._stopping)),
+                (
+                    "loop-lag",
+                    lambda: measure_loop_lag(
+                        self.metrics.loop_lag, self._stopping, watch=self._stall_watch
+                    ),
+                ),
             )
         ]
         log.info("worker %s started (group %s)", settings.worker_id, self.group_id)
@@ -208,6 +216,7 @@ class Worker:
             self._stopping.set()
             self._start_budget()
             await self._within_budget(self._shutdown(background))
+            self._stall_watch.stop()
             heap.untimed(gc_timer)
             if self._overdue:
                 # Should even the loop's teardown wait (a task that ignores its cancellation,

@@ -1,11 +1,15 @@
-"""The event-loop lag probe: it reports the time a blocking callback held the loop."""
+"""The event-loop lag probe reports the time a blocking callback held the loop, and the
+stall watch names the code that held it."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
-from segstream.app.loop_lag import measure_loop_lag
+import pytest
+
+from segstream.app.loop_lag import StallWatch, measure_loop_lag
 
 
 def test_a_callback_that_holds_the_loop_shows_as_lag() -> None:
@@ -25,3 +29,32 @@ def test_a_callback_that_holds_the_loop_shows_as_lag() -> None:
 
     asyncio.run(main())
     assert all(lag >= 0.0 for lag in lags)
+
+
+def test_a_stall_is_logged_with_the_stack_that_holds_the_loop(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    watch = StallWatch(stall_s=0.05)
+
+    def hold_the_loop() -> None:
+        time.sleep(0.3)
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+        watch.start()
+        probe = asyncio.create_task(
+            measure_loop_lag(lambda _lag: None, stopping, interval_s=0.005, watch=watch)
+        )
+        await asyncio.sleep(0.05)
+        hold_the_loop()
+        await asyncio.sleep(0.05)
+        stopping.set()
+        await probe
+        watch.stop()
+
+    with caplog.at_level(logging.WARNING, logger="segstream.loop"):
+        asyncio.run(main())
+    assert watch.stalls == 1  # one stall, reported once however long it lasts
+    (record,) = [r for r in caplog.records if r.name == "segstream.loop"]
+    assert "event loop held for" in record.getMessage()
+    assert "hold_the_loop" in record.getMessage()

@@ -10,7 +10,9 @@ than asked it woke: the wait an answer, a timer or a ready lane had at that mome
 
 `StallWatch` is a thread that looks at the probe's last wake: when the loop has not run it for
 `stall_s`, it logs the loop thread's stack once per stall (a warning with where the code is),
-so that what holds the loop for long is named in the log, not guessed.
+so that what holds the loop for long is named in the log, not guessed. It watches only while a
+probe runs: the probe arms it on entry and disarms it on exit, so a slow start-up before the
+probe or a shutdown after it is not told as a stall.
 """
 
 from __future__ import annotations
@@ -40,8 +42,9 @@ class StallWatch:
 
     def __init__(self, stall_s: float = STALL_S) -> None:
         self.stall_s = stall_s
-        #: `time.monotonic()` of the probe's last wake (written by the loop thread).
-        self.beat = time.monotonic()
+        #: `time.monotonic()` of the probe's last wake (written by the loop thread); None
+        #: while no probe runs, when there is nothing to watch.
+        self.beat: float | None = None
         self._loop_thread = threading.get_ident()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -50,7 +53,6 @@ class StallWatch:
 
     def start(self) -> None:
         self._loop_thread = threading.get_ident()
-        self.beat = time.monotonic()
         self._thread = threading.Thread(
             target=self._watch, name="segstream-stall-watch", daemon=True
         )
@@ -63,9 +65,11 @@ class StallWatch:
             self._thread = None
 
     def _watch(self) -> None:
-        reported = None
+        reported: float | None = None
         while not self._stop.wait(self.stall_s / 2):
             beat = self.beat
+            if beat is None:
+                continue
             late = time.monotonic() - beat
             if late < self.stall_s or reported == beat:
                 continue
@@ -89,11 +93,17 @@ async def measure_loop_lag(
     watch: StallWatch | None = None,
 ) -> None:
     """Until `stopping`, sleep `interval_s` and `observe` how late the loop woke (seconds);
-    with `watch`, tell it of every wake."""
+    with `watch`, tell it of every wake (it watches from this call's start to its end)."""
     loop = asyncio.get_running_loop()
-    while not stopping.is_set():
-        due = loop.time() + interval_s
-        await asyncio.sleep(interval_s)
-        observe(max(loop.time() - due, 0.0))
+    if watch is not None:
+        watch.beat = time.monotonic()
+    try:
+        while not stopping.is_set():
+            due = loop.time() + interval_s
+            await asyncio.sleep(interval_s)
+            observe(max(loop.time() - due, 0.0))
+            if watch is not None:
+                watch.beat = time.monotonic()
+    finally:
         if watch is not None:
-            watch.beat = time.monotonic()
+            watch.beat = None

@@ -58,3 +58,27 @@ def test_a_stall_is_logged_with_the_stack_that_holds_the_loop(
     (record,) = [r for r in caplog.records if r.name == "segstream.loop"]
     assert "event loop held for" in record.getMessage()
     assert "hold_the_loop" in record.getMessage()
+
+
+def test_no_stall_is_told_while_no_probe_runs(caplog: pytest.LogCaptureFixture) -> None:
+    """A slow start-up before the probe runs, and a shutdown after it stopped, hold the
+    loop as much as a stall does but are not one: the watch is armed only by a probe."""
+    watch = StallWatch(stall_s=0.05)
+
+    async def main() -> None:
+        watch.start()
+        time.sleep(0.2)  # start-up work before the probe exists
+        stopping = asyncio.Event()
+        probe = asyncio.create_task(
+            measure_loop_lag(lambda _lag: None, stopping, interval_s=0.005, watch=watch)
+        )
+        await asyncio.sleep(0.05)
+        stopping.set()
+        await probe
+        time.sleep(0.2)  # shutdown work after the probe stopped
+        watch.stop()
+
+    with caplog.at_level(logging.WARNING, logger="segstream.loop"):
+        asyncio.run(main())
+    assert watch.stalls == 0
+    assert not [r for r in caplog.records if r.name == "segstream.loop"]

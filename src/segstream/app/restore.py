@@ -38,55 +38,67 @@ async def restore_store(
 ) -> tuple[PartitionStore, int]:
     """Bring `store` up to the end of partition `partition` of the changelog; returns the store
     to use (a new one when it had to be rebuilt) and how many records were applied.
-    `reader`: an unstarted consumer to read with (default: a read_committed one)."""
+    `reader`: an unstarted consumer to read with (default: a read_committed one).
+
+    When it fails or is cancelled it closes the store it rebuilt, if it did; `store` stays the
+    caller's to close. (A store left open to the garbage collector keeps its directory locked:
+    the partition could not open again in this process until a full collection.)"""
     from aiokafka import TopicPartition
 
+    given = store
     tp = TopicPartition(settings.topics.changelog, partition)
     if reader is None:
         reader = committed_reader(settings, max_record_bytes=settings.changelog_max_message_bytes)
-    await reader.start()
     try:
-        reader.assign([tp])
-        end = (await reader.end_offsets([tp]))[tp]
-        stored = store.changelog_offset()
-        start = stored + 1 if stored is not None else 0
-        if store.stored_format() == 1:
-            # Its offsets are those of the old changelog: the new one has all it held.
-            log.warning("partition %d: the store is of format 1, rebuilding", partition)
-            store = _rebuilt(settings, store)
-            start = 0
-        elif start > end:
-            # The store is ahead of its changelog (a recreated topic): rebuild from it.
-            log.warning("partition %d: store ahead of changelog, rebuilding", partition)
-            store = _rebuilt(settings, store)
-            start = 0
-        reader.seek(tp, start)
-        applied = 0
-        while await reader.position(tp) < end:
-            fetched = await reader.getmany(tp, timeout_ms=500, max_records=RESTORE_FETCH_RECORDS)
-            messages = fetched.get(tp, [])
-            if messages:
-                try:
-                    # The last value of each key (a dict keeps the latest).
-                    latest = {m.key: m.value for m in messages}
-                    store.apply_changelog(latest, messages[-1].offset)
-                except ValueError as exc:  # a head of another format
-                    raise UnmigratedChangelog(
-                        f"partition {partition} of {settings.topics.changelog!r}: {exc}; "
-                        f"migrate it into a new changelog topic with `{MIGRATE_COMMAND}`"
-                    ) from exc
-                applied += len(messages)
-        store.mark_format()
-        if applied:
-            log.info(
-                "partition %d: restored %d changelog records from offset %d",
-                partition,
-                applied,
-                start,
-            )
-        return store, applied
-    finally:
-        await reader.stop()
+        await reader.start()
+        try:
+            reader.assign([tp])
+            end = (await reader.end_offsets([tp]))[tp]
+            stored = store.changelog_offset()
+            start = stored + 1 if stored is not None else 0
+            if store.stored_format() == 1:
+                # Its offsets are those of the old changelog: the new one has all it held.
+                log.warning("partition %d: the store is of format 1, rebuilding", partition)
+                store = _rebuilt(settings, store)
+                start = 0
+            elif start > end:
+                # The store is ahead of its changelog (a recreated topic): rebuild from it.
+                log.warning("partition %d: store ahead of changelog, rebuilding", partition)
+                store = _rebuilt(settings, store)
+                start = 0
+            reader.seek(tp, start)
+            applied = 0
+            while await reader.position(tp) < end:
+                fetched = await reader.getmany(
+                    tp, timeout_ms=500, max_records=RESTORE_FETCH_RECORDS
+                )
+                messages = fetched.get(tp, [])
+                if messages:
+                    try:
+                        # The last value of each key (a dict keeps the latest).
+                        latest = {m.key: m.value for m in messages}
+                        store.apply_changelog(latest, messages[-1].offset)
+                    except ValueError as exc:  # a head of another format
+                        raise UnmigratedChangelog(
+                            f"partition {partition} of {settings.topics.changelog!r}: {exc}; "
+                            f"migrate it into a new changelog topic with `{MIGRATE_COMMAND}`"
+                        ) from exc
+                    applied += len(messages)
+            store.mark_format()
+            if applied:
+                log.info(
+                    "partition %d: restored %d changelog records from offset %d",
+                    partition,
+                    applied,
+                    start,
+                )
+            return store, applied
+        finally:
+            await reader.stop()
+    except BaseException:
+        if store is not given:
+            store.close()
+        raise
 
 
 def _rebuilt(settings: WorkerSettings, store: PartitionStore) -> PartitionStore:

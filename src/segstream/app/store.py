@@ -176,6 +176,7 @@ class PartitionStore:
         options.create_missing_column_families(True)
         families = {name: Options(raw_mode=True) for name in (_META_FAMILY, _DERIVED_FAMILY)}
         self._db = Rdict(str(path), options, column_families=families)
+        self._closed = False
         self._meta = self._db.get_column_family(_META_FAMILY)
         self._derived = self._db.get_column_family(_DERIVED_FAMILY)
         self._handles = {
@@ -222,7 +223,17 @@ class PartitionStore:
             batch.delete(key, handle)
 
     def close(self) -> None:
-        """Close the DB."""
+        """Close the DB (again: nothing).
+
+        RocksDB lets go of the directory's lock only when nothing refers to the DB: not the
+        column families, not their handles, not an iterator. The handles go with the close,
+        and no iterator outlives the read that made it, so the lock goes now, not when the
+        collector frees this object (a store another object still held kept the partition
+        from opening again in this process: `lock hold by current process`)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._handles.clear()
         self._meta.close()
         self._derived.close()
         self._db.close()

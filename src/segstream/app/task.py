@@ -216,8 +216,10 @@ class PartitionTask:
             # transaction, so the changelog's end is stable before the restore reads it.
             self.producer = await self._start_producer()
             await self.router.open(self.producer)
-            store = open_store(self.settings, self.settings.store_dir / self.store_name)
-            self.store, _applied = await restore_store(self.settings, self.partition, store)
+            # Held by the task from here on, so that a failed or cancelled restore closes it
+            # (`_release`): left to the garbage collector, it would keep its directory locked.
+            self.store = open_store(self.settings, self.settings.store_dir / self.store_name)
+            self.store, _applied = await restore_store(self.settings, self.partition, self.store)
             self.state = self._load(self.store)
             self.engine = None
             self.parked_control = self._parked_record = None

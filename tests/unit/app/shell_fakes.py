@@ -1,5 +1,6 @@
-"""A fake transactional producer and consumed records, for unit tests of the worker's parts
-(the store under them is a real rocksdict in a temporary directory)."""
+"""A fake transactional producer, a fake changelog reader and consumed records, for unit
+tests of the worker's parts (the store under them is a real rocksdict in a temporary
+directory)."""
 
 from __future__ import annotations
 
@@ -232,3 +233,41 @@ def batch(*records: Record) -> list[tuple[Any, list[Any]]]:
     for record in records:
         grouped.setdefault(TP(record.topic, record.partition), []).append(record)
     return list(grouped.items())
+
+
+class FakeChangelogReader:
+    """A changelog partition as a consumer reads it: `records`, two per fetch. With `end`,
+    the partition ends there instead; with `fail`, a fetch raises it (a broker gone)."""
+
+    def __init__(
+        self, records: list[Any], *, end: int | None = None, fail: BaseException | None = None
+    ) -> None:
+        self._records = records
+        self._end = len(records) if end is None else end
+        self._fail = fail
+        self._position = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def assign(self, _tps: list[Any]) -> None:
+        pass
+
+    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return {tp: self._end for tp in tps}
+
+    def seek(self, _tp: Any, offset: int) -> None:
+        self._position = offset
+
+    async def position(self, _tp: Any) -> int:
+        return self._position
+
+    async def getmany(self, tp: Any, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        if self._fail is not None:
+            raise self._fail
+        chunk = self._records[self._position : self._position + min(max_records, 2)]
+        self._position += len(chunk)
+        return {tp: chunk}

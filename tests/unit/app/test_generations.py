@@ -11,8 +11,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shell_fakes import FakeProducer, Feed, Record, batch, running_task, settings_for
-from test_isolation_and_restore import _FakeChangelogReader, _stored
+from shell_fakes import (
+    FakeChangelogReader,
+    FakeProducer,
+    Feed,
+    Record,
+    batch,
+    running_task,
+    settings_for,
+)
+from test_isolation_and_restore import _stored
 
 from segstream.app import transaction
 from segstream.app.isolation import run_batch
@@ -40,7 +48,7 @@ def _restored(tmp: Path, records: list[tuple[bytes, bytes | None]]) -> Partition
     settings = settings_for(tmp)
     changelog = [Record("c", 0, n, key, value) for n, (key, value) in enumerate(records)]
     store = open_store(settings, tmp / "partition-0")
-    restored, _ = asyncio.run(restore_store(settings, 0, store, _FakeChangelogReader(changelog)))
+    restored, _ = asyncio.run(restore_store(settings, 0, store, FakeChangelogReader(changelog)))
     return restored
 
 

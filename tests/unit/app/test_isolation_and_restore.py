@@ -14,7 +14,15 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka.errors import MessageSizeTooLargeError
-from shell_fakes import FakeProducer, Feed, Record, batch, running_task, settings_for
+from shell_fakes import (
+    FakeChangelogReader,
+    FakeProducer,
+    Feed,
+    Record,
+    batch,
+    running_task,
+    settings_for,
+)
 
 from segstream.app.isolation import run_batch
 from segstream.app.restore import open_store, restore_store
@@ -127,37 +135,6 @@ def test_a_timer_that_raises_is_dropped_for_that_profile_only(
     assert "p1" in task.skipped_profiles
 
 
-class _FakeChangelogReader:
-    """A changelog partition as a consumer reads it."""
-
-    def __init__(self, records: list[Record]) -> None:
-        self._records = records
-        self._position = 0
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    def assign(self, _tps: list[Any]) -> None:
-        pass
-
-    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
-        return {tp: len(self._records) for tp in tps}
-
-    def seek(self, _tp: Any, offset: int) -> None:
-        self._position = offset
-
-    async def position(self, _tp: Any) -> int:
-        return self._position
-
-    async def getmany(self, tp: Any, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
-        chunk = self._records[self._position : self._position + min(max_records, 2)]
-        self._position += len(chunk)
-        return {tp: chunk}
-
-
 def test_a_store_restores_from_its_changelog_then_catches_up(tmp_path: Path) -> None:
     producer = FakeProducer()
     task = running_task(tmp_path / "first", producer)
@@ -187,11 +164,11 @@ def test_a_store_restores_from_its_changelog_then_catches_up(tmp_path: Path) -> 
     store = open_store(settings, tmp_path / "second" / "partition-0")
     # Half of it first (a worker that stopped there), then the rest.
     restored, applied = asyncio.run(
-        restore_store(settings, 0, store, _FakeChangelogReader(changelog[:3]))
+        restore_store(settings, 0, store, FakeChangelogReader(changelog[:3]))
     )
     assert applied == 3
     restored, applied = asyncio.run(
-        restore_store(settings, 0, restored, _FakeChangelogReader(changelog))
+        restore_store(settings, 0, restored, FakeChangelogReader(changelog))
     )
     assert applied == len(changelog) - 3
     assert task.store is not None

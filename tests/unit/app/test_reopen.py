@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from shell_fakes import FakeProducer, settings_for
+from shell_fakes import FakeChangelogReader, FakeProducer, settings_for
 
 from segstream.app import task as task_module
 from segstream.app.metrics import WorkerMetrics
@@ -24,36 +24,6 @@ from segstream.app.task import PartitionTask, TaskState
 
 class BrokerAway(ConnectionError):
     pass
-
-
-class _EmptyChangelog:
-    """A changelog partition with `end` records that fails when read (a broker gone)."""
-
-    def __init__(self, end: int = 0, *, fail: bool = False) -> None:
-        self._end = end
-        self._fail = fail
-        self._position = 0
-
-    async def start(self) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    def assign(self, _tps: list[Any]) -> None:
-        pass
-
-    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
-        return {tp: self._end for tp in tps}
-
-    def seek(self, _tp: Any, offset: int) -> None:
-        self._position = offset
-
-    async def position(self, _tp: Any) -> int:
-        return self._position
-
-    async def getmany(self, tp: Any, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
-        raise BrokerAway("the changelog's leader went away")
 
 
 class _Producer(FakeProducer):
@@ -79,7 +49,7 @@ def test_a_partition_whose_restore_failed_opens_again(
         raise BrokerAway("no leader for the changelog partition")
 
     async def working(settings: Any, partition: int, store: Any) -> Any:
-        return await restore_store(settings, partition, store, _EmptyChangelog())
+        return await restore_store(settings, partition, store, FakeChangelogReader([]))
 
     task = _task(tmp_path)
     monkeypatch.setattr(task_module, "restore_store", broker_away)
@@ -127,8 +97,9 @@ def test_a_restore_that_fails_after_a_rebuild_closes_the_store_it_made(tmp_path:
     path = tmp_path / "partition-0"
     store = open_store(settings, path)
     store.apply_changelog({}, 10)  # the changelog now ends at 3: the store is ahead of it
+    gone = BrokerAway("the changelog's leader went away")
     with pytest.raises(BrokerAway) as failure:
-        asyncio.run(restore_store(settings, 0, store, _EmptyChangelog(3)))
+        asyncio.run(restore_store(settings, 0, store, FakeChangelogReader([], end=3, fail=gone)))
     store.close()  # the caller's (closed by the rebuild already: closing again is nothing)
     open_store(settings, path).close()
     assert failure.value.__traceback__ is not None

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+import urllib.request
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -161,3 +163,68 @@ def test_kill_9_and_restart_repeat_and_lose_nothing(kafka_bootstrap: str, tmp_pa
     assert_exactly_once(live)
     assert final_members(live) == final_members(expected.memberships)
     assert len(live) == len(expected.memberships)
+
+
+def test_a_restart_reads_on_from_the_state_positions_not_the_group_offsets(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The group's offsets are committed only every SEGSTREAM_GROUP_OFFSETS_INTERVAL_S: with
+    an hour, they stay where the first transactions put them. A worker killed with -9 and
+    started again on an empty store reads on from the positions its changelog holds: it
+    consumes none of the records its first life processed, and a new record comes out once."""
+    cluster = WorkerCluster(
+        kafka_bootstrap, tmp_path, partitions=2, SEGSTREAM_GROUP_OFFSETS_INTERVAL_S="3600"
+    )
+    at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def cart(i: int) -> dict[str, Any]:
+        return {"id": f"c{i}", "type": "cart.added", "profile_id": f"p{i % 40}", "at": at}
+
+    async def group_offsets() -> int:
+        from aiokafka.admin import AIOKafkaAdminClient
+
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        try:
+            offsets = await admin.list_consumer_group_offsets(cluster.settings.app_id)
+        finally:
+            await admin.close()
+        return sum(o.offset for tp, o in offsets.items() if tp.topic == cluster.topic("activity"))
+
+    async def scenario() -> tuple[int, list[dict[str, Any]], str]:
+        await cluster.create_topics()
+        cluster.start("w1")
+        cluster.wait_ready("w1")
+        await apply_segments(
+            cluster, [{"id": "carts", "name": "Carts", "condition": {"event": "cart.added"}}]
+        )
+        await wait_applied(cluster, {"carts"})
+        for first in range(0, 200, 20):  # many small transactions
+            await cluster.produce([cart(i) for i in range(first, first + 20)])
+            await asyncio.sleep(0.2)
+        await cluster.memberships(at_least=40, until_quiet=2)
+        committed = await group_offsets()
+        cluster.kill("w1")
+        cluster.start("w2")
+        url = cluster.wait_ready("w2")
+        await asyncio.sleep(3)  # time to read anything it would read again
+        metrics = scrape(url)
+        await cluster.produce([{**cart(1000), "profile_id": "newcomer"}])
+        return committed, await cluster.memberships(at_least=41, until_quiet=3), metrics
+
+    try:
+        committed, memberships, metrics = asyncio.run(scenario())
+    finally:
+        cluster.stop_all()
+    assert committed < 200, "the group's offsets were committed with every transaction"
+    consumed = re.findall(r"^segstream_events_consumed_total\{[^}]*\} (\S+)$", metrics, re.M)
+    assert sum(float(v) for v in consumed) == 0, metrics
+    assert_exactly_once(memberships)
+    assert sorted(m["profile_id"] for m in memberships) == sorted(
+        [f"p{i}" for i in range(40)] + ["newcomer"]
+    )
+
+
+def scrape(url: str) -> str:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as response:
+        return str(response.read().decode())

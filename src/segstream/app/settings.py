@@ -176,6 +176,11 @@ class WorkerSettings:
     #: Share of the loop's time backfills get however busy live traffic keeps it (their
     #: minimum rate); idle time they take in full.
     backfill_min_share: float = 0.1
+    #: How often a partition also commits its input positions to the consumer group (in a
+    #: transaction; a value under a transaction's length: in every one). Positions are in the
+    #: partition's state in every transaction, and a worker resumes from those: the group's
+    #: offsets are for lag tools (docs/decisions/0002-input-positions-in-the-state.md).
+    group_offsets_interval_s: float = 1.0
     #: Set by `segstream worker --processes N` for its child i (app/processes.py): i, shown
     #: as `"process"` on each of the child's log lines.
     process_index: int | None = None
@@ -255,6 +260,7 @@ class WorkerSettings:
             max_batch_records=reader.integer("MAX_BATCH_RECORDS", 2000, minimum=1),
             backfill_slice_s=reader.seconds("BACKFILL_SLICE_S", 0.05),
             backfill_min_share=reader.fraction("BACKFILL_MIN_SHARE", 0.1),
+            group_offsets_interval_s=reader.seconds("GROUP_OFFSETS_INTERVAL_S", 1.0),
             log_level=reader.text("LOG_LEVEL", "info"),
             shutdown_timeout_s=reader.seconds("SHUTDOWN_TIMEOUT_S", 15.0),
             web_advertise=_advertised_url(reader.optional("WEB_ADVERTISE")),

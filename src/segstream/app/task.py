@@ -1,11 +1,18 @@
 """One input partition at work (Kafka Streams' StreamTask): its store, producer and engine.
 
 Every batch of records of partition `p` (inputs and control records, in the order read) is one
-Kafka transaction: membership events, dead letters, changelog records and the consumer offsets
-commit together, and only then does the `PartitionTransaction` write the store and publish
-its in-memory changes. A failed batch rolls back, so the task can run it again at once (the
-isolation of a failing record does that); a crash leaves output, offsets and state consistent:
-the next owner restores the store from the changelog and resumes after the committed offsets.
+Kafka transaction: membership events, dead letters and changelog records commit together, the
+changelog's records holding the input positions the batch reaches (`positions`), and only then
+does the `PartitionTransaction` write the store and publish its in-memory changes. A failed
+batch rolls back, so the task can run it again at once (the isolation of a failing record does
+that); a crash leaves output, positions and state consistent: the next owner restores the store
+from the changelog and resumes at the positions it holds.
+
+The consumer group's offsets are committed in a transaction too, but only every
+`SEGSTREAM_GROUP_OFFSETS_INTERVAL_S` (and by an idle partition's tick): they are two more
+broker round trips, each several loop turns, that every transaction paid for lag tools only
+(docs/decisions/0002-input-positions-in-the-state.md). A worker resumes from them only for a
+topic its partition's state holds no position for (written before positions were kept).
 
 A task's life (`TaskState`, legal moves only)::
 
@@ -50,7 +57,7 @@ from segstream.errors import (
 )
 from segstream.rules import analyze_condition, condition_fingerprint
 from segstream.schemas.events import decode_key, parse_input_record
-from segstream.schemas.jsontext import dumps
+from segstream.schemas.jsontext import dumps, loads_exact
 from segstream.timefmt import HOUR
 
 __all__ = [
@@ -77,6 +84,8 @@ TRANSACTION_WAIT_S = 45.0
 _T = TypeVar("_T")
 
 _JOBS = "jobs"
+#: The input positions (next offset to read, by topic) the committed state reaches.
+_POSITIONS = "positions"
 _SEGMENT = "seg:"
 _VERSION = "ver:"
 
@@ -169,6 +178,13 @@ class PartitionTask:
         #: references) to finish; the worker pauses the control partition meanwhile.
         self.parked_control: int | None = None
         self._parked_record: dict[str, Any] | None = None
+        #: The next offset to read per input topic, as committed with the state (empty: the
+        #: state holds none; the consumer group's committed offsets are the positions).
+        self.positions: dict[str, int] = {}
+        #: Positions committed with the state but not yet to the consumer group, and when the
+        #: group's offsets were last committed (monotonic; -inf: not by this task yet).
+        self._group_behind: dict[str, int] = {}
+        self._group_committed_at = float("-inf")
         self._batch_profile_count: int | None = None
         #: Makes an unstarted transactional producer (tests give a fake one).
         self._producer_factory = producer_factory or self._new_producer
@@ -221,6 +237,10 @@ class PartitionTask:
             self.store = open_store(self.settings, self.settings.store_dir / self.store_name)
             self.store, _applied = await restore_store(self.settings, self.partition, self.store)
             self.state = self._load(self.store)
+            self.positions = _decode_positions(self.store.get(meta_key(_POSITIONS)))
+            # The group's offsets may be behind the state's positions (committed less often).
+            self._group_behind = dict(self.positions)
+            self._group_committed_at = float("-inf")
             self.engine = None
             self.parked_control = self._parked_record = None
             self.skipped_profiles.clear()
@@ -471,18 +491,26 @@ class PartitionTask:
                 meta_dirty = True
             if meta_dirty:
                 txn.put_meta(_JOBS, state.jobs.encode() if state.jobs.jobs else None)
+            moved = {
+                tp.topic: self._next_offset(tp, messages) for tp, messages in batch if messages
+            }
+            positions = {**self.positions, **moved}
+            if moved:
+                txn.put_meta(_POSITIONS, dumps(positions, sort_keys=True))
+            group = self._group_offsets_due(moved)
             await _bounded(
                 collector.send(producer, txn.prepare()), "send", self.partition, self.metrics
             )
-            offsets = {tp: self._next_offset(tp, messages) for tp, messages in batch if messages}
             # Every send must have succeeded before the commit: aiokafka commits a
             # transaction whose records the broker rejected (Java's producer refuses,
             # KAFKA-9279), which would publish output and offsets without the state.
             confirming = asyncio.ensure_future(collector.confirm())
             try:
-                if offsets:
+                if group:
                     await _bounded(
-                        producer.send_offsets_to_transaction(offsets, self.group_id),
+                        producer.send_offsets_to_transaction(
+                            self._topic_partitions(group), self.group_id
+                        ),
                         "offsets",
                         self.partition,
                         self.metrics,
@@ -501,6 +529,12 @@ class PartitionTask:
             self.parked_control, self._parked_record = parked_before
             raise
         self.metrics.transaction(True)
+        self.positions = positions
+        if group:
+            self._group_behind = {}
+            self._group_committed_at = time.monotonic()
+        else:
+            self._group_behind.update(moved)
         txn.flush(changelog_offset)
         self._sync_index(self.store, state)
         collector.committed()
@@ -520,6 +554,26 @@ class PartitionTask:
         else:
             engine.bind(txn, txn.due)
         return engine
+
+    def group_offsets_due(self) -> bool:
+        """Positions wait to be committed to the consumer group and the interval has passed
+        (an idle partition's tick commits them)."""
+        return bool(self._group_behind) and self._group_interval_passed()
+
+    def _group_interval_passed(self) -> bool:
+        interval = self.settings.group_offsets_interval_s
+        return time.monotonic() - self._group_committed_at >= interval
+
+    def _group_offsets_due(self, moved: dict[str, int]) -> dict[str, int]:
+        """The positions this transaction commits to the consumer group (empty: none)."""
+        behind = {**self._group_behind, **moved}
+        return behind if behind and self._group_interval_passed() else {}
+
+    def _topic_partitions(self, positions: Mapping[str, int]) -> dict[Any, int]:
+        from aiokafka import TopicPartition
+
+        partition = self.partition
+        return {TopicPartition(topic, partition): offset for topic, offset in positions.items()}
 
     def _parked_at(self, offset: int) -> bool:
         """True for the parked control record and those after it."""
@@ -796,3 +850,11 @@ def _reference_component(registry: SegmentRegistry, record: dict[str, Any]) -> s
 
 def _definition(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in ("id", "name", "description", "condition") if k in record}
+
+
+def _decode_positions(raw: bytes | None) -> dict[str, int]:
+    """The stored input positions ({} when none are stored)."""
+    if raw is None:
+        return {}
+    value = loads_exact(raw)
+    return {str(topic): int(offset) for topic, offset in value.items()}

@@ -1,7 +1,9 @@
 """The tick scheduler: every `SEGSTREAM_TICK_INTERVAL_S`, each owned partition with a due timer
-runs a transaction with no records (timers fire at their instants), and a partition whose open
-failed is opened again. Backfill slices run on ticks too, when `LivePriority` allows: back to
-back on an idle loop, at their share of the CPU under live load."""
+runs a transaction with no records (timers fire at their instants), as does one whose input
+positions wait for the consumer group's offsets past `SEGSTREAM_GROUP_OFFSETS_INTERVAL_S` (an
+idle partition's lag reaches 0), and a partition whose open failed is opened again. Backfill
+slices run on ticks too, when `LivePriority` allows: back to back on an idle loop, at their
+share of the CPU under live load."""
 
 from __future__ import annotations
 
@@ -113,7 +115,7 @@ class TickScheduler:
         return due
 
     def _timers_due(self, task: PartitionTask, now: float) -> bool:
-        if not (task.timer_due() or task.sweep_due()):
+        if not (task.timer_due() or task.sweep_due() or task.group_offsets_due()):
             return False
         # A batch of records that fired its due timers less than a tick ago: a transaction
         # of its own now would only take turns from the records.

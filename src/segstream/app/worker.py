@@ -417,10 +417,17 @@ class Worker:
             self.priority.live_processed()
 
     async def _rewind(self, partition: int) -> None:
-        """Read the partition again from its committed offsets; what is queued goes (it
-        follows what failed, or came while the task was not running)."""
+        """Read the partition again from its committed positions; what is queued goes (it
+        follows what failed, or came while the task was not running). A running task's
+        positions are those its state holds; a task not running gets them when it opens
+        (`_task_opened`), and till then the group's committed offsets do."""
+        task = self.tasks.running(partition)
+        known = task.positions if task is not None else {}
         tps = self._partition_tps(partition)
-        committed = {tp: await self.consumer.committed(tp) for tp in tps}
+        committed = {
+            tp: known[tp.topic] if tp.topic in known else await self.consumer.committed(tp)
+            for tp in tps
+        }
         unknown = [tp for tp, offset in committed.items() if offset is None]
         if unknown:
             beginning = await self.consumer.beginning_offsets(unknown)
@@ -429,6 +436,14 @@ class Worker:
         # the old positions and are discarded with the seek.
         for tp, offset in committed.items():
             if tp in self.consumer.assignment():
+                self._seek(tp, offset)
+
+    def _seek_positions(self, task: PartitionTask) -> None:
+        """Move the task's input partitions to the positions its state holds (the consumer
+        starts a new assignment at the group's committed offsets, which may be behind)."""
+        for tp in self._partition_tps(task.partition):
+            offset = task.positions.get(tp.topic)
+            if offset is not None:
                 self._seek(tp, offset)
 
     def _discard_all(self) -> None:
@@ -457,6 +472,10 @@ class Worker:
             self.consumer.resume(*tps)
 
     def _task_opened(self, partition: int) -> None:
+        task = self.tasks.running(partition)
+        if task is not None:
+            # Before its inputs resume: from the restored state's positions.
+            self._seek_positions(task)
         self.catalogue.forget_requests(partition)
         self.metrics.set_ready(self.is_ready())
         # The new task lacks the versions published while it restored.
@@ -478,6 +497,12 @@ class Worker:
         partitions = {tp.partition for tp in assigned}
         async with self.locks.exclusive():
             await self.tasks.assign(partitions)
+            for partition in sorted(partitions):
+                kept = self.tasks.running(partition)
+                if kept is not None:
+                    # Kept across the rebalance: the new assignment starts at the group's
+                    # committed offsets, which may be behind the state's positions.
+                    self._seek_positions(kept)
             self.joined = True
             self.rebalancing = False
             self.metrics.set_ready(self.is_ready())

@@ -26,7 +26,7 @@ from shell_fakes import (
 
 from segstream.app.isolation import run_batch
 from segstream.app.restore import open_store, restore_store
-from segstream.app.store import OFFSET_KEY, profile_key
+from segstream.app.store import OFFSET_KEY, meta_key, profile_key
 from segstream.engine.processor import SegmentEngine
 from segstream.timefmt import format_instant
 
@@ -72,9 +72,9 @@ def test_a_record_whose_state_is_rejected_is_dead_lettered_and_the_rest_commit(
     assert task.store is not None
     for i in range(6):
         assert task.store.get(profile_key(f"p{i}")) is not None
-    # Every consumed offset is committed: the partition went on.
-    last = {tp.topic: offset for offsets in producer.offsets for tp, offset in offsets.items()}
-    assert last[task.topics.profiles] == 7
+    # Every consumed offset is committed with the state: the partition went on.
+    assert task.positions[task.topics.profiles] == 7
+    assert orjson.loads(task.store.get(meta_key("positions")) or b"") == task.positions
     # Each record's transition came out once.
     entered = [
         orjson.loads(v or b"")["profile_id"] for _, _, v in producer.sent(task.topics.membership)

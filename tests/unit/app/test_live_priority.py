@@ -105,9 +105,8 @@ def test_a_related_segment_change_waits_for_the_pending_backfill(tmp_path: Path)
     # dep waits: not installed, its offset not committed, the record after it applied.
     assert task.parked_control == dep.offset
     assert "dep" not in task.registry.segments
-    offsets = {tp.topic: offset for tp, offset in producer.offsets[-1].items()}
-    assert offsets[task.topics.control] == dep.offset
-    assert offsets[task.topics.profiles] == after.offset + 1
+    assert task.positions[task.topics.control] == dep.offset
+    assert task.positions[task.topics.profiles] == after.offset + 1
     assert task.unpark() is None
     assert _drain(task) > 1, "the backfill ran in slices, not in one transaction"
     assert task.unpark() == dep.offset

@@ -8,17 +8,28 @@ clock) is as before the batch. Task states move only along legal transitions.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
-from shell_fakes import FakeProducer, Feed, batch, running_task, settings_for
+from shell_fakes import (
+    FakeChangelogReader,
+    FakeProducer,
+    Feed,
+    Record,
+    batch,
+    running_task,
+    settings_for,
+)
 
+from segstream.app import task as task_module
 from segstream.app.collector import SendRejected
 from segstream.app.metrics import WorkerMetrics
-from segstream.app.store import profile_key
+from segstream.app.restore import restore_store
+from segstream.app.store import meta_key, profile_key
 from segstream.app.task import IllegalTaskState, PartitionTask, TaskState
 from segstream.app.transaction import (
     IllegalTransactionState,
@@ -26,6 +37,7 @@ from segstream.app.transaction import (
     PartitionTransaction,
 )
 from segstream.engine.registry import SegmentRegistry
+from segstream.schemas.jsontext import dumps
 from segstream.timefmt import format_instant
 
 PRO = {"trait": "plan", "op": "eq", "value": "pro"}
@@ -179,7 +191,9 @@ def test_each_broker_step_of_a_transaction_is_timed(
         "deliveries": 2,
         "commit": 2,
     }
-    assert count("offsets") == 2  # both batches consumed records
+    # Both batches consumed records; only the first committed the group's offsets (the
+    # second came within SEGSTREAM_GROUP_OFFSETS_INTERVAL_S of it).
+    assert count("offsets") == 1
 
     async def never_answered() -> None:
         await asyncio.Event().wait()
@@ -252,3 +266,97 @@ def test_task_states_move_only_along_legal_transitions(tmp_path: Path) -> None:
     assert running.task_state is TaskState.SUSPENDED and running.store is None
     with pytest.raises(IllegalTaskState):
         running._move(TaskState.RUNNING)  # only through a restore
+
+
+def test_positions_go_with_every_transaction_and_the_group_offsets_with_some(
+    tmp_path: Path,
+) -> None:
+    """Each transaction stores the input positions it reaches in the state (a changelog
+    record); the consumer group's offsets go with a transaction once
+    SEGSTREAM_GROUP_OFFSETS_INTERVAL_S has passed, and an idle partition's tick (a transaction
+    with no records) commits those still behind."""
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    task.settings = dataclasses.replace(task.settings, group_offsets_interval_s=0.2)
+    feed = Feed(task)
+    profiles = task.topics.profiles
+
+    def group() -> dict[str, int]:
+        return {tp.topic: offset for tp, offset in producer.offsets[-1].items()}
+
+    asyncio.run(task.process(batch(feed.traits("p1", "e1", _now(), plan="pro"))))
+    assert task.positions == {profiles: 1} and group() == {profiles: 1}
+    asyncio.run(task.process(batch(feed.traits("p2", "e2", _now(), plan="pro"))))
+    assert task.positions == {profiles: 2} and group() == {}
+    assert task.store is not None
+    assert task.store.get(meta_key("positions")) == dumps({profiles: 2})
+    changelog = dict((key, value) for _, key, value in producer.sent(task.topics.changelog))
+    assert changelog[meta_key("positions")] == dumps({profiles: 2})
+    assert not task.group_offsets_due()
+    asyncio.run(task.process([]))  # a tick within the interval: nothing for the group
+    assert group() == {}
+    time.sleep(0.25)
+    assert task.group_offsets_due()
+    asyncio.run(task.process([]))
+    assert group() == {profiles: 2}
+    assert not task.group_offsets_due()
+    asyncio.run(task.process([]))
+    assert group() == {}
+
+
+def test_a_failed_transaction_moves_no_position(tmp_path: Path) -> None:
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    asyncio.run(task.process(batch(feed.traits("p1", "e1", _now(), plan="pro"))))
+
+    async def refused() -> None:
+        raise KafkaTimeoutError()
+
+    producer.commit_transaction = refused  # type: ignore[method-assign]
+    with pytest.raises(KafkaTimeoutError):
+        asyncio.run(task.process(batch(feed.traits("p2", "e2", _now(), plan="pro"))))
+    assert task.positions == {task.topics.profiles: 1}
+    assert task.store is not None
+    assert task.store.get(meta_key("positions")) == dumps({task.topics.profiles: 1})
+
+
+def test_an_opened_task_has_the_positions_of_its_restored_state(tmp_path: Path) -> None:
+    """What the worker seeks the task's input partitions to (the group's offsets may be
+    behind them); the group's offsets are then committed with its first transaction."""
+    producer = FakeProducer()
+    task = running_task(tmp_path, producer)
+    feed = Feed(task)
+    asyncio.run(task.process(batch(feed.traits("p1", "e1", _now(), plan="pro"))))
+    asyncio.run(task.process(batch(feed.view("p1", "v1", _now(), url="/"))))
+    changelog = [
+        Record(task.topics.changelog, 0, offset, key, value)
+        for offset, (_, key, value) in enumerate(producer.sent(task.topics.changelog))
+    ]
+
+    async def restored(settings: Any, partition: int, store: Any) -> Any:
+        return await restore_store(settings, partition, store, FakeChangelogReader(changelog))
+
+    second = PartitionTask(
+        0,
+        settings_for(tmp_path / "second"),
+        WorkerMetrics(),
+        "t",
+        producer_factory=lambda: _OneLeaderProducer(),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(task_module, "restore_store", restored)
+        asyncio.run(second.open())
+    try:
+        assert second.positions == {task.topics.profiles: 1, task.topics.activity: 1}
+        assert second.group_offsets_due()
+        asyncio.run(second.process([]))
+        committed = second.producer.offsets[-1]
+        assert {tp.topic: offset for tp, offset in committed.items()} == second.positions
+    finally:
+        asyncio.run(second.close())
+
+
+class _OneLeaderProducer(FakeProducer):
+    async def partitions_for(self, _topic: str) -> set[int]:
+        return {0}

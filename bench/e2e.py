@@ -701,13 +701,28 @@ async def phase_backfill(
     def cpu_now() -> float:
         return sum(cpu_seconds(p) for p in _with_children([pid]))
 
+    # The machine is shared: what the broker and this load generator (probe producer and
+    # consumer) took in each probe window, beside the worker's share.
+    broker_pid = broker.pid()
+
+    def others_now() -> tuple[float, float]:
+        broker_s = cpu_seconds(broker_pid) if broker_pid else 0.0
+        return broker_s, cpu_seconds(os.getpid())
+
     samples_before, cpu_before, clock_before = app.metrics("w1"), cpu_now(), time.monotonic()
+    others_before = others_now()
     quiet = await paced_send(bootstrap, probe_events(), rate, 10.0, probe)
     await probe.quiet(2.0, 10.0)
-    baseline = probe.summary()["event_latency_ms"]
+    baseline_summary = probe.summary()
+    baseline = baseline_summary["event_latency_ms"]
     samples_started, cpu_started = app.metrics("w1"), cpu_now()
     # The worker's CPU share (of one core) in each probe window: is it busy with the probe?
-    cpu_share_before = (cpu_started - cpu_before) / (time.monotonic() - clock_before)
+    before_s = time.monotonic() - clock_before
+    cpu_share_before = (cpu_started - cpu_before) / before_s
+    others_started = others_now()
+    others_share_before = [
+        (b - a) / before_s for a, b in zip(others_before, others_started, strict=True)
+    ]
     probe.event_ms.clear()
     probe.event_sent_ms.clear()
     ready: dict[str, float] = {}
@@ -749,8 +764,12 @@ async def phase_backfill(
     backfill_s = time.monotonic() - started
     metrics = app.metrics("w1")
     cpu_share_during = (cpu_now() - cpu_started) / backfill_s
+    others_share_during = [
+        (b - a) / backfill_s for a, b in zip(others_started, others_now(), strict=True)
+    ]
     await probe.quiet(2.0, 10.0)
     await probe.stop()
+    during_summary = probe.summary()
     rss_after = rss_now()
     app.stop()
     footprint = store_footprint(app.store("w1"))
@@ -775,14 +794,20 @@ async def phase_backfill(
         "probe_before": {
             "sent": quiet,
             "event_latency_ms": baseline,
+            "event_latency_by_2s": baseline_summary["event_latency_by_2s"],
             "batches": batch_stats(samples_started, samples_before),
             "worker_cpu_share": round(cpu_share_before, 2),
+            "broker_cpu_share": round(others_share_before[0], 2),
+            "bench_cpu_share": round(others_share_before[1], 2),
         },
         "probe_during": {
             "sent": during,
-            "event_latency_ms": probe.summary()["event_latency_ms"],
+            "event_latency_ms": during_summary["event_latency_ms"],
+            "event_latency_by_2s": during_summary["event_latency_by_2s"],
             "batches": batch_stats(metrics, samples_started),
             "worker_cpu_share": round(cpu_share_during, 2),
+            "broker_cpu_share": round(others_share_during[0], 2),
+            "bench_cpu_share": round(others_share_during[1], 2),
         },
         "worker_processes": processes,
         "worker_rss_bytes": rss_after,

@@ -182,8 +182,13 @@ def profile_records(profile_id: str, state: ProfileState, stored_head: bytes | N
     head = encode_head(state)
     if journal is not None and journal.empty(state.seen_total) and head == stored_head:
         return []
+    # The head with the version bumped: its last two items are the version and the
+    # generation (integers, written compactly), so only that tail is written again.
+    tail = b",%d,%d]" % (state.version, state.generation)
+    assert head.endswith(tail)
     state.version += 1
-    records: Records = [(head_key(profile_id), encode_head(state))]
+    head = head[: -len(tail)] + b",%d,%d]" % (state.version, state.generation)
+    records: Records = [(head_key(profile_id), head)]
     lp_pid = _lp(profile_id)
     owner = lp_pid + _gen(state.generation)
     if journal is None:
@@ -293,7 +298,7 @@ def load_profile(
     head = loads_exact(head_raw)
     if head[0] != FORMAT:
         raise ValueError(f"profile head of format {head[0]}, not {FORMAT}")
-    (_, exists, traits, next_order, members, seqs, oldest, total, base, _due, version) = head[:11]
+    (_, exists, traits, next_order, members, seqs, oldest, total, base, due, version) = head[:11]
     generation = head[11] if len(head) > 11 else 0
     lp_pid = _lp(profile_id)
     owner = lp_pid + _gen(generation)
@@ -303,9 +308,11 @@ def load_profile(
         seen = deque(maxlen=SEEN_IDS_KEPT)
     timer_prefix = _TIMER + owner
     cut = len(timer_prefix)
+    # The head's next due is its earliest timer, written with the timers in one write (and
+    # one changelog transaction): none there, no timer keys, and no seek for them.
     timers = [
         (_int(key[cut : cut + 8]), key[cut + 8 :].decode())
-        for key, _ in (scan(timer_prefix) if for_update else ())
+        for key, _ in (scan(timer_prefix) if for_update and due is not None else ())
     ]
 
     return ProfileState(

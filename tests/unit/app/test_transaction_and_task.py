@@ -360,3 +360,46 @@ def test_an_opened_task_has_the_positions_of_its_restored_state(tmp_path: Path) 
 class _OneLeaderProducer(FakeProducer):
     async def partitions_for(self, _topic: str) -> set[int]:
         return {0}
+
+
+def test_a_transaction_begins_without_a_loop_turn_once_the_producer_has_its_id() -> None:
+    """aiokafka's own `begin_transaction` gives the loop back once (a shielded task) even
+    with the producer id known; the task's begin changes the transaction manager's state
+    directly then, and the state machine still refuses a second begin."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.producer.transaction_manager import TransactionState
+
+    async def scenario() -> tuple[TransactionState, int]:
+        producer = AIOKafkaProducer(
+            bootstrap_servers="localhost:1", transactional_id="t", enable_idempotence=True
+        )
+        manager = producer._txn_manager
+        manager.set_pid_and_epoch(7, 0)
+        turns = 0
+
+        async def count_turns() -> None:
+            nonlocal turns
+            while True:
+                await asyncio.sleep(0)
+                turns += 1
+
+        counter = asyncio.create_task(count_turns())
+        await asyncio.sleep(0)
+        before = turns
+        await task_module._begin_transaction(producer)
+        state, taken = manager.state, turns - before
+        with pytest.raises(AssertionError, match="Invalid state transition"):
+            await task_module._begin_transaction(producer)
+        counter.cancel()
+        await producer.stop()
+        return state, taken
+
+    state, turns = asyncio.run(scenario())
+    assert state is TransactionState.IN_TRANSACTION
+    assert turns == 0
+
+
+def test_a_producer_without_its_id_yet_begins_the_public_way() -> None:
+    producer = FakeProducer()
+    asyncio.run(task_module._begin_transaction(producer))
+    assert producer._open == []

@@ -174,6 +174,10 @@ def _seen_records(lp_pid: bytes, state: ProfileState, first: int) -> Iterator[tu
         yield _seen_key(lp_pid, number), _u64(number) + seen[number - offset].encode()
 
 
+# Versions below this are written the same by the fast encoder and the stdlib one.
+_SPLICE_LIMIT = 2**63
+
+
 def profile_records(profile_id: str, state: ProfileState, stored_head: bytes | None) -> Records:
     """The records that bring the stored form of a profile to `state`: everything for a state
     without a journal (new), else what its journal recorded; empty when nothing changed.
@@ -183,11 +187,14 @@ def profile_records(profile_id: str, state: ProfileState, stored_head: bytes | N
     if journal is not None and journal.empty(state.seen_total) and head == stored_head:
         return []
     # The head with the version bumped: its last two items are the version and the
-    # generation (integers, written compactly), so only that tail is written again.
+    # generation (integers, written compactly), so only that tail is written again. Where
+    # the tail is not that (a version past the fast encoder's 64-bit range), encode again.
     tail = b",%d,%d]" % (state.version, state.generation)
-    assert head.endswith(tail)
     state.version += 1
-    head = head[: -len(tail)] + b",%d,%d]" % (state.version, state.generation)
+    if head.endswith(tail) and state.version < _SPLICE_LIMIT:
+        head = head[: -len(tail)] + b",%d,%d]" % (state.version, state.generation)
+    else:
+        head = encode_head(state)
     records: Records = [(head_key(profile_id), head)]
     lp_pid = _lp(profile_id)
     owner = lp_pid + _gen(state.generation)

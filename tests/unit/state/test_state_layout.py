@@ -166,6 +166,22 @@ def test_a_profile_without_timers_loads_without_a_seek_for_them() -> None:
     assert b"t" not in prefixes and not any(k[:1] == b"t" for k in store.data)
 
 
+def test_a_version_past_64_bits_is_written_as_a_whole_head() -> None:
+    """The version bump rewrites the head's tail in place; past the fast encoder's 64-bit
+    range the head is encoded again, so what is stored is still the head of the state."""
+    store = DictStore()
+    state = ProfileState(exists=True, traits={"plan": "pro"})
+    state.version = 2**63 - 2
+    store.apply(profile_records("p", state, None))
+    for _ in range(3):
+        head = store.data[b"pp"]
+        loaded = load_profile("p", head, store.scan)
+        loaded.remember(f"e{loaded.version}")
+        store.apply(profile_records("p", loaded, head))
+        assert store.data[b"pp"] == encode_head(loaded)
+    assert load_profile("p", store.data[b"pp"], store.scan).version == 2**63 + 2
+
+
 def test_profile_ids_with_nul_do_not_collide() -> None:
     store = DictStore()
     for pid in ["a", "a\x00", "a\x00b", "a\x00\x00"]:

@@ -7,10 +7,12 @@ ring, a timer or two), then runs the backfill the way a worker's slices do (a tr
 
     .venv/bin/python bench/backfill_store.py --profiles 100000 --store /tmp/bf-store
 
-`--segment guarded` backfills a guarded segment instead (`custom.tier eq gold`, ~5 % of the
-profiles, and 3 page views in 30 days); with `--index` the guard index's build pass runs
-first (timed on its own, transactions of 5,000 heads) and the backfill walks the index
-(docs/state.md "Guard index"); without it, every head, as before.
+`--no-event-timers` builds the store without event timers (as e2e.py's backfill workload,
+ingested with a trait-only probe segment, leaves it). `--segment guarded` backfills a
+guarded segment instead (`custom.tier eq gold`, ~5 % of the profiles, and 3 page views in
+30 days); with `--index` the guard index's build pass runs first (timed on its own,
+transactions of 5,000 heads) and the backfill walks the index (docs/state.md "Guard
+index"); without it, every head, as before.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ def _tier(n: int) -> str:
     return "gold" if (n * 2654435761) % 100 < 5 else "basic"
 
 
-def build(store: PartitionStore, profiles: int) -> None:
+def build(store: PartitionStore, profiles: int, event_timers: bool = True) -> None:
     rng = random.Random(20)  # test data, not security
     batch: list[ProfileWrite] = []
     for n in range(profiles):
@@ -79,6 +81,8 @@ def build(store: PartitionStore, profiles: int) -> None:
             type_ = rng.choice(TYPES)
             event = state.add_event(at, f"{pid}-e{i}", type_, {"url": f"/p/{rng.randrange(500)}"})
             state.remember(f"{pid}-e{i}")
+            if not event_timers:
+                continue
             # The timers the other segments of a real store leave: every event's retention
             # exit, and a 7-day window's exit of the page views.
             key = event_timer_key(type_, event.at, event.order)
@@ -159,6 +163,12 @@ def main() -> None:
     parser.add_argument("--profile-out", type=Path, default=None, help="cProfile stats file")
     parser.add_argument("--segment", choices=["or", "guarded"], default="or")
     parser.add_argument("--index", action="store_true", help="build and walk the guard index")
+    parser.add_argument(
+        "--no-event-timers",
+        action="store_true",
+        help="build events without timers (no other segment uses them: e2e.py's backfill "
+        "workload, ingested with a trait-only probe segment)",
+    )
     args = parser.parse_args()
     fresh = not args.store.exists()
     if not fresh and args.copy_to is not None:
@@ -169,7 +179,7 @@ def main() -> None:
     store = PartitionStore(args.store, block_cache_bytes=64 << 20, write_buffer_bytes=64 << 20)
     if fresh:
         t0 = time.perf_counter()
-        build(store, args.profiles)
+        build(store, args.profiles, event_timers=not args.no_event_timers)
         print(f"built {args.profiles} profiles in {time.perf_counter() - t0:.1f}s", flush=True)
         store.close()
         return  # run again to time the backfill on the reopened store

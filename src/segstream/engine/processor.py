@@ -364,11 +364,20 @@ class SegmentEngine:
         return selected
 
     def _schedule_event(
-        self, state: ProfileState, event: StoredEvent, leaves: Iterable[HistoryLeaf], now: int
+        self,
+        state: ProfileState,
+        event: StoredEvent,
+        leaves: Iterable[HistoryLeaf],
+        now: int,
+        housekeeping: bool = True,
     ) -> None:
+        """Timers at the instants where the leaves' view of a stored event can change. With
+        `housekeeping` false, not the retention exit: the caller knows no leaf given can
+        move there (a plain windowed leaf, see `_window_start`); the event is then dropped
+        by the next record or timer of the profile instead of at its own timer."""
         key = event_timer_key(event.type, event.at, event.order)
         at = event.at
-        instants = {at + self.retention}
+        instants = {at + self.retention} if housekeeping else set()
         for leaf in leaves:
             if not isinstance(leaf, EventLeaf) or leaf.follow is not None:
                 instants.update(leaf.change_instants(event, self.retention))
@@ -432,7 +441,11 @@ class SegmentEngine:
                         if low is not None and event.at <= low:
                             continue  # loaded before; outside the window (see _window_start)
                         if leaf.selects(event_type, event.properties, {}):
-                            self._schedule_event(state, event, (leaf,), now)
+                            # A plain windowed leaf cannot move at the retention exit: no
+                            # timer for it (half the timers such a backfill writes).
+                            self._schedule_event(
+                                state, event, (leaf,), now, housekeeping=low is None
+                            )
             elif isinstance(leaf, SegmentLeaf) and leaf.span is not None:
                 entered = state.members.get(leaf.segment_id)
                 if entered is not None and entered + leaf.span > now:
@@ -626,8 +639,9 @@ def _window_start(leaf: HistoryLeaf, now: int) -> int | None:
     are after it, so a newly installed segment reads its history from there (a range read on
     the keyed layout) instead of all of it. An event at or before the start is out of the
     window for good; its one instant still ahead, the retention exit, cannot move such a
-    leaf (a live event still gets that timer: housekeeping, not needed for its value).
-    None: another leaf, which reads the whole history."""
+    leaf (a live event still gets that timer: housekeeping, not needed for its value; the
+    events in the window get none for such a leaf either). None: another leaf, which reads
+    the whole history."""
     if not isinstance(leaf, EventLeaf) or leaf.follow is not None or leaf.time_where:
         return None
     return now - leaf.span if leaf.span is not None else None

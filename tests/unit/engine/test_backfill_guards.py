@@ -69,3 +69,55 @@ def test_a_backfill_skips_profiles_its_guards_exclude() -> None:
     assert engine.backfill_profile("p2", "pro-carts", kind, now) == []
     assert store.puts == ["p1"], "the excluded profile was neither evaluated nor written"
     assert store.profiles["p2"].next_due == timers_before["p2"]
+
+
+def _carted_engine(now: int) -> tuple[SegmentEngine, MemoryProfileStore]:
+    store = MemoryProfileStore()
+    engine = SegmentEngine(SegmentRegistry(RETENTION), store, DueIndex())
+    _feed(
+        engine,
+        b'{"id":"c-1","type":"cart.added","profile_id":"p1","at":"2026-01-01T12:00:00Z",'
+        b'"properties":{"product_id":"sku-1","quantity":1,"price":1.0}}',
+        now,
+    )
+    assert store.profiles["p1"].timers == [], "no segment used the event: no timer"
+    return engine, store
+
+
+RETENTION = 365 * 86_400_000_000
+
+
+def test_a_backfill_of_a_windowed_leaf_sets_no_retention_timer() -> None:
+    """A plain `within` leaf cannot move when its event leaves the retention (it left the
+    window first): the backfill schedules the window exit only, and the member still
+    leaves on time."""
+    now = parse_datetime("2026-01-02T00:00:00Z")
+    at = parse_datetime("2026-01-01T12:00:00Z")
+    engine, store = _carted_engine(now)
+    windowed = {
+        "id": "carts-7d",
+        "name": "A cart in 7 days",
+        "condition": {"event": "cart.added", "within": "7d"},
+    }
+    kind = engine.install_segment(windowed, condition_fingerprint(windowed["condition"]))
+    assert kind is not None
+    entered = engine.backfill_profile("p1", "carts-7d", kind, now)
+    assert [c.profile_id for c in entered] == ["p1"]
+    assert [due for due, _ in store.profiles["p1"].timers] == [at + 7 * 86_400_000_000]
+    left = engine.fire_due(at + 8 * 86_400_000_000)
+    assert [(c.profile_id, c.entered, c.at) for c in left] == [
+        ("p1", False, at + 7 * 86_400_000_000)
+    ]
+
+
+def test_a_backfill_of_a_whole_retention_leaf_keeps_the_retention_timer() -> None:
+    now = parse_datetime("2026-01-02T00:00:00Z")
+    at = parse_datetime("2026-01-01T12:00:00Z")
+    engine, store = _carted_engine(now)
+    ever = {"id": "carted", "name": "Ever carted", "condition": {"event": "cart.added"}}
+    kind = engine.install_segment(ever, condition_fingerprint(ever["condition"]))
+    assert kind is not None
+    assert len(engine.backfill_profile("p1", "carted", kind, now)) == 1
+    assert [due for due, _ in store.profiles["p1"].timers] == [at + RETENTION]
+    left = engine.fire_due(at + RETENTION)
+    assert [(c.profile_id, c.entered, c.at) for c in left] == [("p1", False, at + RETENTION)]

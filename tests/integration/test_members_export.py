@@ -102,7 +102,9 @@ def kcat_members(cluster: WorkerCluster, topic: str | None = None) -> dict[str, 
 
 
 class PartitionInTransit(Exception):
-    """The API answered 503 `partition_unavailable`: a rebalance is moving a partition."""
+    """The API answered 503 `partition_unavailable` (a rebalance is moving a partition) or
+    502 `peer_unavailable` (the owner the status topic names is gone: just after a restart,
+    until the new owner's first status record, up to STATUS_INTERVAL_S later)."""
 
 
 def api_members(url: str, segment_id: str) -> list[str]:
@@ -111,7 +113,10 @@ def api_members(url: str, segment_id: str) -> list[str]:
     while True:
         query = {"limit": "1000", **({"cursor": cursor} if cursor else {})}
         status, raw, _ = http(f"{url}/api/segments/{segment_id}/members?{urlencode(query)}")
-        if status == 503 and b"partition_unavailable" in raw:
+        in_transit = (status == 503 and b"partition_unavailable" in raw) or (
+            status == 502 and b"peer_unavailable" in raw
+        )
+        if in_transit:
             raise PartitionInTransit(raw.decode())
         assert status == 200, raw
         page = orjson.loads(raw)

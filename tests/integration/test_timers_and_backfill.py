@@ -422,9 +422,12 @@ def test_backfill_over_stored_profiles_keeps_events_flowing_and_survives_kill_9(
         assert metric(scrape(url), "segstream_backfill_remaining_profiles", 'segment="big"') == 0
 
         # Phase B: with small slices (so that the backfill takes a while and its progress is
-        # seen), create `big2` and kill -9 the worker in the middle of its backfill.
+        # seen), create `big2` and kill -9 the worker in the middle of its backfill. `big2`
+        # is guarded (`score lt 30`: ~6,000 of 20,000 profiles walked by the guard index);
+        # slices of 200 finished it between two polls on an idle machine (CI, session 17),
+        # slices of 20 make it ~300 transactions.
         cluster.stop("w1")
-        cluster.env["SEGSTREAM_BACKFILL_BATCH"] = "200"
+        cluster.env["SEGSTREAM_BACKFILL_BATCH"] = "20"
         cluster.start("w2", store="w1")
         url = cluster.wait_ready("w2")
         await apply_segments(cluster, [BIG2])

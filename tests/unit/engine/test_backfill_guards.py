@@ -11,7 +11,9 @@ from segstream.engine.replay import MemoryProfileStore
 from segstream.rules import condition_fingerprint
 from segstream.schemas.events import parse_input_record
 from segstream.state.due_index import DueIndex
-from segstream.timefmt import parse_datetime
+from segstream.timefmt import DAY, parse_datetime
+
+RETENTION = 365 * DAY
 
 GUARDED = {
     "id": "pro-carts",
@@ -43,7 +45,7 @@ def _feed(engine: SegmentEngine, line: bytes, now: int) -> None:
 def test_a_backfill_skips_profiles_its_guards_exclude() -> None:
     store = CountingStore()
     due = DueIndex()
-    engine = SegmentEngine(SegmentRegistry(365 * 86_400_000_000), store, due)
+    engine = SegmentEngine(SegmentRegistry(RETENTION), store, due)
     now = parse_datetime("2026-01-02T00:00:00Z")
     for pid, plan in (("p1", "pro"), ("p2", "free")):
         _feed(
@@ -84,9 +86,6 @@ def _carted_engine(now: int) -> tuple[SegmentEngine, MemoryProfileStore]:
     return engine, store
 
 
-RETENTION = 365 * 86_400_000_000
-
-
 def test_a_backfill_of_a_windowed_leaf_sets_no_retention_timer() -> None:
     """A plain `within` leaf cannot move when its event leaves the retention (it left the
     window first): the backfill schedules the window exit only, and the member still
@@ -103,11 +102,9 @@ def test_a_backfill_of_a_windowed_leaf_sets_no_retention_timer() -> None:
     assert kind is not None
     entered = engine.backfill_profile("p1", "carts-7d", kind, now)
     assert [c.profile_id for c in entered] == ["p1"]
-    assert [due for due, _ in store.profiles["p1"].timers] == [at + 7 * 86_400_000_000]
-    left = engine.fire_due(at + 8 * 86_400_000_000)
-    assert [(c.profile_id, c.entered, c.at) for c in left] == [
-        ("p1", False, at + 7 * 86_400_000_000)
-    ]
+    assert [due for due, _ in store.profiles["p1"].timers] == [at + 7 * DAY]
+    left = engine.fire_due(at + 8 * DAY)
+    assert [(c.profile_id, c.entered, c.at) for c in left] == [("p1", False, at + 7 * DAY)]
 
 
 def test_a_backfill_of_a_whole_retention_leaf_keeps_the_retention_timer() -> None:
